@@ -1,0 +1,98 @@
+package engine
+
+/*
+#include "wagi.h"
+*/
+import "C"
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"unsafe"
+)
+
+// The functions below are called by the Rust engine during wagi_handle. Each recovers
+// from panics: a panic must not unwind through Rust frames.
+
+//export wagiGoReadBody
+func wagiGoReadBody(ctx C.uint64_t, buf *C.uint8_t, n C.size_t) (count C.int64_t) {
+	defer func() {
+		if recover() != nil {
+			count = -1
+		}
+	}()
+	ex := lookup(uint64(ctx))
+	if ex == nil || n == 0 {
+		return -1
+	}
+	p := unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n))
+	for {
+		got, err := ex.Read(p)
+		if got > 0 {
+			return C.int64_t(got)
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return 0
+			}
+			return -1
+		}
+	}
+}
+
+//export wagiGoSendHead
+func wagiGoSendHead(ctx C.uint64_t, status C.uint16_t, fields *C.uint8_t, n C.size_t, flush C.bool) (ok C.bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	ex := lookup(uint64(ctx))
+	if ex == nil {
+		return false
+	}
+	h := ex.Header()
+	// Fields are `name NUL value NUL` pairs (see wagi_host.send_head).
+	rest := unsafe.Slice((*byte)(unsafe.Pointer(fields)), int(n))
+	for len(rest) > 0 {
+		name, afterName, _ := bytes.Cut(rest, []byte{0})
+		value, afterValue, _ := bytes.Cut(afterName, []byte{0})
+		h.Add(string(name), string(value))
+		rest = afterValue
+	}
+	return C.bool(ex.WriteHead(int(status), bool(flush)))
+}
+
+//export wagiGoWriteBody
+func wagiGoWriteBody(ctx C.uint64_t, data *C.uint8_t, n C.size_t, flush C.bool) (ok C.bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	ex := lookup(uint64(ctx))
+	if ex == nil {
+		return false
+	}
+	return C.bool(ex.WriteBody(unsafe.Slice((*byte)(unsafe.Pointer(data)), int(n)), bool(flush)))
+}
+
+//export wagiGoLog
+func wagiGoLog(ctx C.uint64_t, level C.uint8_t, msg *C.uint8_t, n C.size_t) {
+	defer func() { _ = recover() }()
+	if ex := lookup(uint64(ctx)); ex != nil {
+		ex.Log(LogLevel(level), C.GoStringN((*C.char)(unsafe.Pointer(msg)), C.int(n)))
+	}
+}
+
+//export wagiGoCancelled
+func wagiGoCancelled(ctx C.uint64_t) (gone C.bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			gone = true
+		}
+	}()
+	ex := lookup(uint64(ctx))
+	return C.bool(ex == nil || ex.Cancelled())
+}

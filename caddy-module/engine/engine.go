@@ -1,0 +1,120 @@
+package engine
+
+/*
+#include "wagi.h"
+extern const wagi_host wagi_go_host;
+*/
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"time"
+	"unsafe"
+)
+
+// Config holds the settings fixed for an engine's life.
+type Config struct {
+	// Slots is how many guests may run at once; more requests wait for a slot.
+	Slots int
+	// MemoryCeiling is the largest linear memory any guest may have, in bytes (0: 4 GiB).
+	MemoryCeiling uint64
+}
+
+// Engine is a loaded Rust engine: module cache, instance pool, time limits.
+type Engine struct {
+	ptr   *C.wagi_engine
+	slots chan struct{}
+}
+
+// Error is a failed request as the engine reports it.
+type Error struct {
+	// Status is the HTTP status to answer with while no head was sent.
+	Status int
+	// Kind is a stable name such as "timeout" or "trap".
+	Kind string
+	// Message explains the failure for the log.
+	Message string
+}
+
+func (e *Error) Error() string { return e.Kind + ": " + e.Message }
+
+// New creates an engine.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Slots <= 0 {
+		return nil, fmt.Errorf("engine needs at least one slot")
+	}
+	c := C.wagi_engine_config{
+		instance_slots:       C.uint32_t(cfg.Slots),
+		memory_ceiling_bytes: C.uint64_t(cfg.MemoryCeiling),
+	}
+	var ptr *C.wagi_engine
+	var cerr *C.wagi_error
+	if C.wagi_engine_new(&c, &ptr, &cerr) != C.WAGI_OK {
+		return nil, takeError(cerr)
+	}
+	return &Engine{ptr: ptr, slots: make(chan struct{}, cfg.Slots)}, nil
+}
+
+// Destruct frees the engine; it implements caddy.Destructor. No request may be running.
+func (e *Engine) Destruct() error {
+	if e.ptr != nil {
+		C.wagi_engine_free(e.ptr)
+		e.ptr = nil
+	}
+	return nil
+}
+
+// Handle runs the request described by rec, talking to ex. It waits up to maxWait for a
+// free slot (as a goroutine, holding no OS thread), then blocks its thread in the guest.
+func (e *Engine) Handle(ctx context.Context, rec *Record, ex Exchange, maxWait time.Duration) *Error {
+	if err := e.acquire(ctx, maxWait); err != nil {
+		return err
+	}
+	defer func() { <-e.slots }()
+	if len(rec.buf) == 0 {
+		return &Error{Status: 500, Kind: "internal", Message: "empty request record"}
+	}
+	id := register(ex)
+	defer unregister(id)
+	var cerr *C.wagi_error
+	res := C.wagi_handle(e.ptr, (*C.uint8_t)(unsafe.Pointer(&rec.buf[0])), C.size_t(len(rec.buf)),
+		&C.wagi_go_host, C.uint64_t(id), &cerr)
+	if res == C.WAGI_OK {
+		return nil
+	}
+	return takeError(cerr)
+}
+
+func (e *Engine) acquire(ctx context.Context, maxWait time.Duration) *Error {
+	select {
+	case e.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	timer := time.NewTimer(maxWait)
+	defer timer.Stop()
+	select {
+	case e.slots <- struct{}{}:
+		return nil
+	case <-timer.C:
+		return &Error{Status: 503, Kind: "busy", Message: fmt.Sprintf("no guest slot free within %s", maxWait)}
+	case <-ctx.Done():
+		return &Error{Status: 499, Kind: "client_gone", Message: "client went away while waiting for a slot"}
+	}
+}
+
+// takeError converts and frees an engine error.
+func takeError(cerr *C.wagi_error) *Error {
+	if cerr == nil {
+		return &Error{Status: 500, Kind: "internal", Message: "engine failed without an error"}
+	}
+	defer C.wagi_error_free(cerr)
+	var n C.size_t
+	msg := C.wagi_error_message(cerr, &n)
+	return &Error{
+		Status:  int(C.wagi_error_status(cerr)),
+		Kind:    C.GoString(C.wagi_error_kind(cerr)),
+		Message: C.GoStringN((*C.char)(unsafe.Pointer(msg)), C.int(n)),
+	}
+}

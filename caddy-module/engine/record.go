@@ -1,0 +1,70 @@
+package engine
+
+/*
+#include "wagi.h"
+*/
+import "C"
+
+import (
+	"encoding/binary"
+	"strconv"
+)
+
+// Field is a tag of the request record; the values are wagi.h's wagi_field.
+type Field byte
+
+// Request record fields, with their meaning documented in wagi.h.
+const (
+	FieldModulePath     Field = C.WAGI_FIELD_MODULE_PATH
+	FieldMethod         Field = C.WAGI_FIELD_METHOD
+	FieldRequestURI     Field = C.WAGI_FIELD_REQUEST_URI
+	FieldQueryString    Field = C.WAGI_FIELD_QUERY_STRING
+	FieldProtocol       Field = C.WAGI_FIELD_PROTOCOL
+	FieldHost           Field = C.WAGI_FIELD_HOST
+	FieldRemoteAddr     Field = C.WAGI_FIELD_REMOTE_ADDR
+	FieldTLSProtocol    Field = C.WAGI_FIELD_TLS_PROTOCOL
+	FieldHeader         Field = C.WAGI_FIELD_HEADER
+	FieldContentLength  Field = C.WAGI_FIELD_CONTENT_LENGTH
+	FieldServerSoftware Field = C.WAGI_FIELD_SERVER_SOFTWARE
+	FieldDocumentRoot   Field = C.WAGI_FIELD_DOCUMENT_ROOT
+	FieldScriptName     Field = C.WAGI_FIELD_SCRIPT_NAME
+	FieldScriptFilename Field = C.WAGI_FIELD_SCRIPT_FILENAME
+	FieldPathInfo       Field = C.WAGI_FIELD_PATH_INFO
+	FieldEnv            Field = C.WAGI_FIELD_ENV
+	FieldMountRO        Field = C.WAGI_FIELD_MOUNT_RO
+	FieldMountRW        Field = C.WAGI_FIELD_MOUNT_RW
+	FieldTimeoutMs      Field = C.WAGI_FIELD_TIMEOUT_MS
+	FieldMemoryBytes    Field = C.WAGI_FIELD_MEMORY_BYTES
+)
+
+// Record is a request record under construction: tagged fields of length-prefixed strings,
+// one flat buffer so that a single pointer without Go pointers inside crosses into C.
+type Record struct {
+	buf []byte
+}
+
+// Reset empties the record, keeping its buffer.
+func (r *Record) Reset() { r.buf = r.buf[:0] }
+
+// Add appends a field with one string.
+func (r *Record) Add(f Field, value string) {
+	r.buf = append(r.buf, byte(f))
+	r.str(value)
+}
+
+// Add2 appends a field with two strings (header, env, mounts).
+func (r *Record) Add2(f Field, a, b string) {
+	r.buf = append(r.buf, byte(f))
+	r.str(a)
+	r.str(b)
+}
+
+// AddInt appends a field holding a decimal number.
+func (r *Record) AddInt(f Field, n int64) {
+	r.Add(f, strconv.FormatInt(n, 10))
+}
+
+func (r *Record) str(s string) {
+	r.buf = binary.LittleEndian.AppendUint32(r.buf, uint32(len(s)))
+	r.buf = append(r.buf, s...)
+}

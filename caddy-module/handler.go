@@ -1,0 +1,187 @@
+// Package wagi is the Caddy handler `http.handlers.wagi`: it runs WebAssembly (WASI) modules
+// as CGI programs inside Caddy, the way php_server runs PHP scripts.
+package wagi
+
+import (
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-wagi/caddy-wagi/caddy-module/engine"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler runs WASI modules as CGI programs.
+//
+// Without `module`, it serves the site root like php_server serves PHP: a request for an
+// existing `.wasm` file runs it, `/dir/` runs `/dir/index.wasm`, `/api.wasm/users/7` runs
+// `api.wasm` with PATH_INFO `/users/7`, existing static files pass to the next handler, and
+// any other path runs the front controller `index.wasm`. With `module`, every request the
+// handler gets runs that one module.
+type Handler struct {
+	// Module runs this one wasm file for every request, instead of mapping request paths to
+	// files. A relative path is relative to the site root.
+	Module string `json:"module,omitempty"`
+
+	// Root is the site root: where modules are found, and the directory mounted read-only
+	// into the guest at its own absolute path. Default: `{http.vars.root}` (set by the
+	// `root` directive), else the current directory.
+	Root string `json:"root,omitempty"`
+
+	// Index is the file run for directory requests and as the front controller for paths
+	// that match no file. Default: `index.wasm`. `off` disables both.
+	Index string `json:"index,omitempty"`
+
+	// SplitPath lists the extensions that end a script's path in a request path; what
+	// follows is PATH_INFO. Default: [".wasm"]. Files ending in `.wasm` are never served raw.
+	SplitPath []string `json:"split_path,omitempty"`
+
+	// Env is extra environment for the guest; values may contain placeholders. It overrides
+	// the CGI variables of the same name.
+	Env map[string]string `json:"env,omitempty"`
+
+	// Timeout is the wall-clock limit of one guest run. Default: 30s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// MemoryBytes caps the guest's linear memory, in bytes. Default: 128 MiB.
+	MemoryBytes int64 `json:"memory_bytes,omitempty"`
+
+	// MaxWait is how long a request waits for a free guest slot before a 503. Default: 5s.
+	MaxWait caddy.Duration `json:"max_wait,omitempty"`
+
+	engine     *engine.Engine
+	logger     *zap.Logger
+	envHasRepl bool
+	serverSoft string
+}
+
+// Defaults, documented on the fields above.
+const (
+	defaultIndex   = "index.wasm"
+	defaultTimeout = 30 * time.Second
+	defaultMemory  = 128 << 20
+	defaultMaxWait = 5 * time.Second
+	indexOff       = "off"
+	engineKey      = "engine"
+)
+
+// engines holds the process's one engine; reloads share it, so compiled modules survive a
+// config reload, and it is freed when the last handler using it is cleaned up.
+var engines = caddy.NewUsagePool()
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.wagi",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets defaults and acquires the shared engine.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.Root == "" {
+		h.Root = "{http.vars.root}"
+	}
+	if h.Index == "" {
+		h.Index = defaultIndex
+	}
+	if len(h.SplitPath) == 0 {
+		h.SplitPath = []string{".wasm"}
+	}
+	for i, ext := range h.SplitPath {
+		h.SplitPath[i] = strings.ToLower(ext)
+	}
+	if h.Timeout == 0 {
+		h.Timeout = caddy.Duration(defaultTimeout)
+	}
+	if h.MemoryBytes == 0 {
+		h.MemoryBytes = defaultMemory
+	}
+	if h.MaxWait == 0 {
+		h.MaxWait = caddy.Duration(defaultMaxWait)
+	}
+	for _, v := range h.Env {
+		if strings.Contains(v, "{") {
+			h.envHasRepl = true
+		}
+	}
+	simple, _ := caddy.Version()
+	h.serverSoft = "Caddy/" + simple
+	e, _, err := engines.LoadOrNew(engineKey, func() (caddy.Destructor, error) {
+		return engine.New(engine.Config{Slots: 2 * runtime.GOMAXPROCS(0)})
+	})
+	if err != nil {
+		return fmt.Errorf("wagi: creating engine: %w", err)
+	}
+	h.engine = e.(*engine.Engine)
+	return nil
+}
+
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	for _, ext := range h.SplitPath {
+		if !strings.HasPrefix(ext, ".") {
+			return fmt.Errorf("wagi: split extension %q must start with a dot", ext)
+		}
+	}
+	if h.Timeout < 0 || h.MemoryBytes < 0 || h.MaxWait < 0 {
+		return fmt.Errorf("wagi: timeout, memory and max_wait must not be negative")
+	}
+	if h.Index != indexOff && strings.ContainsRune(h.Index, filepath.Separator) && filepath.IsAbs(h.Index) {
+		return fmt.Errorf("wagi: index %q must be relative to the root", h.Index)
+	}
+	return nil
+}
+
+// Cleanup releases this handler's use of the shared engine.
+func (h *Handler) Cleanup() error {
+	if h.engine != nil {
+		_, err := engines.Delete(engineKey)
+		h.engine = nil
+		return err
+	}
+	return nil
+}
+
+// ServeHTTP runs the module a request maps to, or passes the request on.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	root, err := filepath.Abs(repl.ReplaceAll(h.Root, "."))
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	target, act := h.resolve(root, r.URL.Path)
+	switch act {
+	case actNext:
+		return next.ServeHTTP(w, r)
+	case actForbidRaw:
+		return caddyhttp.Error(http.StatusNotFound, fmt.Errorf("wagi: not serving module bytes of %s", r.URL.Path))
+	case actRedirect:
+		to := r.URL.Path + "/"
+		if r.URL.RawQuery != "" {
+			to += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, to, http.StatusPermanentRedirect)
+		return nil
+	}
+	return h.run(w, r, repl, root, target)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,103 @@
+package wagi
+
+import (
+	"crypto/tls"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-wagi/caddy-wagi/caddy-module/engine"
+)
+
+var records = sync.Pool{New: func() any { return new(engine.Record) }}
+
+// run executes the module for one request and answers with its response, or with the
+// failure's status when the guest failed before sending a head.
+func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, root string, s script) error {
+	rec := records.Get().(*engine.Record)
+	defer records.Put(rec)
+	rec.Reset()
+	h.describe(rec, r, repl, root, s)
+
+	ex := newExchange(w, r, h.logger, s.filename)
+	failure := h.engine.Handle(r.Context(), rec, ex, time.Duration(h.MaxWait))
+	if failure == nil {
+		return nil
+	}
+	fields := []zap.Field{
+		zap.String("module", s.filename),
+		zap.String("kind", failure.Kind),
+		zap.Int("status", failure.Status),
+		zap.String("error", failure.Message),
+	}
+	if failure.Kind == "client_gone" {
+		h.logger.Debug("client went away during guest run", fields...)
+		return nil
+	}
+	if ex.headSent {
+		// The client already has a status and part of a body: abort the connection so it
+		// sees a truncated transfer, not a response that looks complete.
+		h.logger.Error("guest failed after sending its response head", fields...)
+		panic(http.ErrAbortHandler)
+	}
+	h.logger.Error("guest failed", fields...)
+	return caddyhttp.Error(failure.Status, errors.New(failure.Error()))
+}
+
+// describe writes the request's facts into the record the engine reads.
+func (h *Handler) describe(rec *engine.Record, r *http.Request, repl *caddy.Replacer, root string, s script) {
+	rec.Add(engine.FieldModulePath, s.filename)
+	rec.Add(engine.FieldMethod, r.Method)
+	rec.Add(engine.FieldRequestURI, r.RequestURI)
+	rec.Add(engine.FieldQueryString, r.URL.RawQuery)
+	rec.Add(engine.FieldProtocol, r.Proto)
+	rec.Add(engine.FieldHost, r.Host)
+	rec.Add(engine.FieldRemoteAddr, r.RemoteAddr)
+	if r.TLS != nil {
+		rec.Add(engine.FieldTLSProtocol, tlsProtocolName(r.TLS.Version))
+	}
+	if r.ContentLength >= 0 {
+		rec.AddInt(engine.FieldContentLength, r.ContentLength)
+	}
+	for name, values := range r.Header {
+		for _, v := range values {
+			rec.Add2(engine.FieldHeader, name, v)
+		}
+	}
+	rec.Add(engine.FieldServerSoftware, h.serverSoft)
+	rec.Add(engine.FieldDocumentRoot, root)
+	rec.Add(engine.FieldScriptName, s.name)
+	rec.Add(engine.FieldScriptFilename, s.filename)
+	rec.Add(engine.FieldPathInfo, s.pathInfo)
+	for k, v := range h.Env {
+		if h.envHasRepl {
+			v = repl.ReplaceAll(v, "")
+		}
+		rec.Add2(engine.FieldEnv, k, v)
+	}
+	// The site root, read-only, at its own absolute path: SCRIPT_FILENAME and
+	// DOCUMENT_ROOT are real paths inside the guest.
+	rec.Add2(engine.FieldMountRO, root, root)
+	rec.AddInt(engine.FieldTimeoutMs, time.Duration(h.Timeout).Milliseconds())
+	rec.AddInt(engine.FieldMemoryBytes, h.MemoryBytes)
+}
+
+// tlsProtocolName names a TLS version as Apache's mod_ssl does in SSL_PROTOCOL.
+func tlsProtocolName(v uint16) string {
+	switch v {
+	case tls.VersionTLS10:
+		return "TLSv1"
+	case tls.VersionTLS11:
+		return "TLSv1.1"
+	case tls.VersionTLS12:
+		return "TLSv1.2"
+	case tls.VersionTLS13:
+		return "TLSv1.3"
+	}
+	return ""
+}

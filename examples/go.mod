@@ -1,0 +1,3 @@
+module github.com/caddy-wagi/caddy-wagi/examples
+
+go 1.25

@@ -1,0 +1,257 @@
+//! The CGI/1.1 environment (RFC 3875 section 4.1) for one request, built the way Caddy's
+//! FastCGI transport builds it, so guests written for go-wagi behind `php_fastcgi` see the
+//! same variables.
+
+use crate::request::RunSpec;
+
+/// Builds the guest's environment. Nothing comes from the host process's own environment.
+pub fn build(spec: &RunSpec) -> Vec<(String, String)> {
+    let http = &spec.http;
+    let script = &spec.script;
+    let (remote_ip, remote_port) = split_host_port(&http.remote_addr);
+    let (server_name, server_port) = split_host_port(&http.host);
+    let https = http.tls_protocol.is_some();
+    let server_port = match server_port {
+        "" if https => "443",
+        "" => "80",
+        port => port,
+    };
+
+    let mut env = Env::default();
+    env.set("GATEWAY_INTERFACE", "CGI/1.1");
+    env.set("SERVER_SOFTWARE", &http.server_software);
+    env.set("SERVER_NAME", server_name);
+    env.set("SERVER_PORT", server_port);
+    env.set("SERVER_PROTOCOL", &http.protocol);
+    env.set("REQUEST_METHOD", &http.method);
+    env.set("REQUEST_SCHEME", if https { "https" } else { "http" });
+    env.set("REQUEST_URI", &http.request_uri);
+    env.set("QUERY_STRING", &http.query_string);
+    env.set("DOCUMENT_ROOT", &script.document_root);
+    env.set("SCRIPT_NAME", &script.script_name);
+    env.set("SCRIPT_FILENAME", &script.script_filename);
+    env.set("PATH_INFO", &script.path_info);
+    if !script.path_info.is_empty() {
+        // RFC 3875 4.1.6: PATH_TRANSLATED exists only with PATH_INFO.
+        env.set(
+            "PATH_TRANSLATED",
+            &join_under_root(&script.document_root, &script.path_info),
+        );
+    }
+    env.set("REMOTE_ADDR", remote_ip);
+    env.set("REMOTE_HOST", remote_ip);
+    env.set("REMOTE_PORT", remote_port);
+    env.set(
+        "CONTENT_LENGTH",
+        &http
+            .content_length
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
+    );
+    env.set("CONTENT_TYPE", header(http, "content-type").unwrap_or(""));
+    env.set("HTTP_HOST", &http.host);
+    if let Some(proto) = &http.tls_protocol {
+        env.set("HTTPS", "on");
+        env.set("SSL_PROTOCOL", proto);
+    }
+
+    for (name, value) in &http.headers {
+        // httpoxy: a `Proxy` request header must never become HTTP_PROXY.
+        if name.eq_ignore_ascii_case("proxy") || name.eq_ignore_ascii_case("host") {
+            continue;
+        }
+        let key = header_env_name(name);
+        let separator = if name.eq_ignore_ascii_case("cookie") {
+            "; "
+        } else {
+            ", "
+        };
+        env.append(key, value, separator);
+    }
+
+    for (key, value) in &spec.env {
+        env.set(key, value);
+    }
+    env.vars
+}
+
+/// An ordered environment where setting a key again replaces its value in place.
+#[derive(Default)]
+struct Env {
+    vars: Vec<(String, String)>,
+}
+
+impl Env {
+    fn position(&self, key: &str) -> Option<usize> {
+        self.vars.iter().position(|(k, _)| k == key)
+    }
+
+    fn set(&mut self, key: &str, value: &str) {
+        match self.position(key) {
+            Some(i) => self.vars[i].1 = value.to_string(),
+            None => self.vars.push((key.to_string(), value.to_string())),
+        }
+    }
+
+    fn append(&mut self, key: String, value: &str, separator: &str) {
+        match self.position(&key) {
+            Some(i) => {
+                let existing = &mut self.vars[i].1;
+                existing.push_str(separator);
+                existing.push_str(value);
+            }
+            None => self.vars.push((key, value.to_string())),
+        }
+    }
+}
+
+/// `X-Forwarded-For` -> `HTTP_X_FORWARDED_FOR`.
+fn header_env_name(name: &str) -> String {
+    let mut key = String::with_capacity(5 + name.len());
+    key.push_str("HTTP_");
+    key.extend(name.chars().map(|c| match c {
+        '-' | ' ' => '_',
+        c => c.to_ascii_uppercase(),
+    }));
+    key
+}
+
+fn header<'a>(http: &'a crate::request::HttpFacts, name: &str) -> Option<&'a str> {
+    http.headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Splits `host:port`, `[v6]:port`, `host` or `[v6]` into host (without brackets) and port.
+fn split_host_port(addr: &str) -> (&str, &str) {
+    if let Some(rest) = addr.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((host, tail)) => (host, tail.strip_prefix(':').unwrap_or("")),
+            None => (addr, ""),
+        };
+    }
+    match addr.rsplit_once(':') {
+        // More than one colon and no brackets: a bare IPv6 address.
+        Some((host, _)) if host.contains(':') => (addr, ""),
+        Some((host, port)) => (host, port),
+        None => (addr, ""),
+    }
+}
+
+/// `root` + `path` with exactly one slash between them.
+fn join_under_root(root: &str, path: &str) -> String {
+    format!(
+        "{}/{}",
+        root.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{HttpFacts, ScriptFacts};
+
+    fn spec() -> RunSpec {
+        RunSpec {
+            http: HttpFacts {
+                method: "POST".into(),
+                request_uri: "/api.wasm/users/7?x=1".into(),
+                query_string: "x=1".into(),
+                protocol: "HTTP/1.1".into(),
+                host: "example.com:8080".into(),
+                remote_addr: "[::1]:5555".into(),
+                tls_protocol: None,
+                headers: vec![
+                    ("Content-Type".into(), "text/plain".into()),
+                    ("X-Forwarded-For".into(), "a".into()),
+                    ("X-Forwarded-For".into(), "b".into()),
+                    ("Cookie".into(), "a=1".into()),
+                    ("Cookie".into(), "b=2".into()),
+                    ("Proxy".into(), "http://evil".into()),
+                ],
+                content_length: Some(5),
+                server_software: "Caddy".into(),
+            },
+            script: ScriptFacts {
+                document_root: "/srv/site".into(),
+                script_name: "/api.wasm".into(),
+                script_filename: "/srv/site/api.wasm".into(),
+                path_info: "/users/7".into(),
+            },
+            ..RunSpec::default()
+        }
+    }
+
+    fn get<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+        env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn cgi_variables() {
+        let env = build(&spec());
+        assert_eq!(get(&env, "GATEWAY_INTERFACE"), Some("CGI/1.1"));
+        assert_eq!(get(&env, "REQUEST_METHOD"), Some("POST"));
+        assert_eq!(get(&env, "SERVER_NAME"), Some("example.com"));
+        assert_eq!(get(&env, "SERVER_PORT"), Some("8080"));
+        assert_eq!(get(&env, "REMOTE_ADDR"), Some("::1"));
+        assert_eq!(get(&env, "REMOTE_PORT"), Some("5555"));
+        assert_eq!(get(&env, "PATH_INFO"), Some("/users/7"));
+        assert_eq!(get(&env, "PATH_TRANSLATED"), Some("/srv/site/users/7"));
+        assert_eq!(get(&env, "QUERY_STRING"), Some("x=1"));
+        assert_eq!(get(&env, "CONTENT_LENGTH"), Some("5"));
+        assert_eq!(get(&env, "CONTENT_TYPE"), Some("text/plain"));
+        assert_eq!(get(&env, "REQUEST_SCHEME"), Some("http"));
+        assert_eq!(get(&env, "HTTPS"), None);
+    }
+
+    #[test]
+    fn repeated_headers_join_and_cookie_uses_semicolons() {
+        let env = build(&spec());
+        assert_eq!(get(&env, "HTTP_X_FORWARDED_FOR"), Some("a, b"));
+        assert_eq!(get(&env, "HTTP_COOKIE"), Some("a=1; b=2"));
+    }
+
+    #[test]
+    fn proxy_header_never_becomes_http_proxy() {
+        let env = build(&spec());
+        assert_eq!(get(&env, "HTTP_PROXY"), None);
+    }
+
+    #[test]
+    fn tls_and_default_ports() {
+        let mut s = spec();
+        s.http.host = "example.com".into();
+        s.http.tls_protocol = Some("TLSv1.3".into());
+        let env = build(&s);
+        assert_eq!(get(&env, "HTTPS"), Some("on"));
+        assert_eq!(get(&env, "SSL_PROTOCOL"), Some("TLSv1.3"));
+        assert_eq!(get(&env, "SERVER_PORT"), Some("443"));
+        assert_eq!(get(&env, "REQUEST_SCHEME"), Some("https"));
+    }
+
+    #[test]
+    fn configured_env_overrides_and_no_path_translated_without_path_info() {
+        let mut s = spec();
+        s.script.path_info.clear();
+        s.env = vec![
+            ("SERVER_NAME".into(), "override".into()),
+            ("APP_MODE".into(), "prod".into()),
+        ];
+        let env = build(&s);
+        assert_eq!(get(&env, "SERVER_NAME"), Some("override"));
+        assert_eq!(get(&env, "APP_MODE"), Some("prod"));
+        assert_eq!(get(&env, "PATH_TRANSLATED"), None);
+        assert_eq!(get(&env, "PATH_INFO"), Some(""));
+    }
+
+    #[test]
+    fn split_host_port_forms() {
+        assert_eq!(split_host_port("1.2.3.4:80"), ("1.2.3.4", "80"));
+        assert_eq!(split_host_port("[::1]:80"), ("::1", "80"));
+        assert_eq!(split_host_port("[::1]"), ("::1", ""));
+        assert_eq!(split_host_port("::1"), ("::1", ""));
+        assert_eq!(split_host_port("host"), ("host", ""));
+    }
+}

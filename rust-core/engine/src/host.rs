@@ -1,0 +1,35 @@
+//! The server side of a request, as the engine sees it: where the body comes from, where
+//! the response goes, where logs go. The FFI crate implements it with the callbacks Caddy
+//! registers; tests implement it in memory.
+
+use crate::cgi_response::ResponseHead;
+
+/// Severity of a log line sent to the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LogLevel {
+    Debug = 0,
+    Info = 1,
+    Warn = 2,
+    Error = 3,
+    /// A line the guest wrote to stderr (logged at info level).
+    GuestStderr = 4,
+}
+
+/// The client cannot receive more of the response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientGone;
+
+/// One request's connection to the server. Calls come from the thread running the guest.
+pub trait Host: Send + Sync {
+    /// Reads request body bytes into `buf`; `Ok(0)` is the end of the body.
+    fn read_body(&self, buf: &mut [u8]) -> std::io::Result<usize>;
+    /// Sends the status and header fields; `flush` asks for them to reach the client now.
+    fn send_head(&self, head: &ResponseHead, flush: bool) -> Result<(), ClientGone>;
+    /// Sends body bytes; `flush` asks for everything so far to reach the client now.
+    fn write_body(&self, data: &[u8], flush: bool) -> Result<(), ClientGone>;
+    /// Logs a line about this request (the host adds the module's path).
+    fn log(&self, level: LogLevel, message: &str);
+    /// True once the client has gone away and the guest should stop.
+    fn cancelled(&self) -> bool;
+}

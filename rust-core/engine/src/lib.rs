@@ -1,0 +1,23 @@
+//! caddy-wagi's engine: runs WASI preview1 modules as CGI programs with wasmtime.
+//!
+//! The host (Caddy, through the FFI crate) describes a request as a [`RunSpec`] and
+//! implements [`Host`]; [`Engine::handle`] runs the module and streams the response.
+
+mod cgi_env;
+mod cgi_output;
+pub mod cgi_response;
+mod engine;
+mod failure;
+mod guest;
+mod host;
+mod limiter;
+mod module_cache;
+mod request;
+mod run;
+mod stdio;
+
+pub use cgi_response::ResponseHead;
+pub use engine::{Engine, EngineConfig, EPOCH_TICK};
+pub use failure::{Failure, FailureKind};
+pub use host::{ClientGone, Host, LogLevel};
+pub use request::{HttpFacts, Limits, Mount, RunSpec, ScriptFacts};

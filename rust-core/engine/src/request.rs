@@ -1,0 +1,75 @@
+//! What the host tells us about one request: the HTTP facts, the script it maps to, and
+//! the sandbox it runs in.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The HTTP request as the server received it. Values are the server's, unprocessed: the
+/// CGI environment is derived from them in [`crate::cgi_env`].
+#[derive(Clone, Debug, Default)]
+pub struct HttpFacts {
+    pub method: String,
+    /// The original request target, e.g. `/hello1?x=1`.
+    pub request_uri: String,
+    /// The raw query string, without `?`.
+    pub query_string: String,
+    /// e.g. `HTTP/1.1`.
+    pub protocol: String,
+    /// The Host the client asked for, possibly with a port.
+    pub host: String,
+    /// The client's address as `ip:port`.
+    pub remote_addr: String,
+    /// `Some(protocol name)` when the request came over TLS, e.g. `TLSv1.3`.
+    pub tls_protocol: Option<String>,
+    /// Request headers in arrival order; a repeated header appears once per value.
+    pub headers: Vec<(String, String)>,
+    /// The body length when known in advance.
+    pub content_length: Option<u64>,
+    pub server_software: String,
+}
+
+/// Which script a request runs, in CGI terms (RFC 3875 4.1).
+#[derive(Clone, Debug, Default)]
+pub struct ScriptFacts {
+    pub document_root: String,
+    pub script_name: String,
+    pub script_filename: String,
+    pub path_info: String,
+}
+
+/// A host directory the guest may see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    pub host_path: PathBuf,
+    pub guest_path: String,
+    pub writable: bool,
+}
+
+/// Resource limits for one guest run.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub memory_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(30),
+            memory_bytes: 128 << 20,
+        }
+    }
+}
+
+/// Everything needed to run one request.
+#[derive(Clone, Debug, Default)]
+pub struct RunSpec {
+    /// The wasm file to run.
+    pub module_path: PathBuf,
+    pub http: HttpFacts,
+    pub script: ScriptFacts,
+    /// Extra environment from the site's configuration; overrides derived variables.
+    pub env: Vec<(String, String)>,
+    pub mounts: Vec<Mount>,
+    pub limits: Limits,
+}

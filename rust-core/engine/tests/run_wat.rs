@@ -1,0 +1,290 @@
+//! Runs small WAT guests through the engine with an in-memory host.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wagi_core::{
+    ClientGone, Engine, EngineConfig, FailureKind, Host, LogLevel, ResponseHead, RunSpec,
+};
+
+#[derive(Default)]
+struct Recorded {
+    head: Option<ResponseHead>,
+    body: Vec<u8>,
+    logs: Vec<(LogLevel, String)>,
+}
+
+struct MemoryHost {
+    input: Mutex<std::io::Cursor<Vec<u8>>>,
+    out: Mutex<Recorded>,
+}
+
+impl MemoryHost {
+    fn new(input: &[u8]) -> Arc<Self> {
+        Arc::new(MemoryHost {
+            input: Mutex::new(std::io::Cursor::new(input.to_vec())),
+            out: Mutex::new(Recorded::default()),
+        })
+    }
+}
+
+impl Host for MemoryHost {
+    fn read_body(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::io::Read::read(&mut *self.input.lock().unwrap(), buf)
+    }
+    fn send_head(&self, head: &ResponseHead, _flush: bool) -> Result<(), ClientGone> {
+        self.out.lock().unwrap().head = Some(head.clone());
+        Ok(())
+    }
+    fn write_body(&self, data: &[u8], _flush: bool) -> Result<(), ClientGone> {
+        self.out.lock().unwrap().body.extend_from_slice(data);
+        Ok(())
+    }
+    fn log(&self, level: LogLevel, message: &str) {
+        self.out
+            .lock()
+            .unwrap()
+            .logs
+            .push((level, message.to_string()));
+    }
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// WASI imports and a data segment holding `text` at offset 64, with its length at 0..4
+/// scratch space after it.
+fn guest(text: &str, body: &str) -> String {
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "{text}")
+  (func $write (param $fd i32) (param $ptr i32) (param $len i32)
+    (i32.store (i32.const 0) (local.get $ptr))
+    (i32.store (i32.const 4) (local.get $len))
+    (drop (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8))))
+  (func (export "_start") {body}))"#,
+        text = text.escape_default()
+    )
+}
+
+fn write_out(text: &str) -> String {
+    guest(
+        text,
+        &format!(
+            "(call $write (i32.const 1) (i32.const 64) (i32.const {}))",
+            text.len()
+        ),
+    )
+}
+
+struct Fixture {
+    engine: Engine,
+    dir: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "wagi-core-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let engine = Engine::new(EngineConfig {
+            instance_slots: 8,
+            memory_ceiling: 1 << 30,
+        })
+        .unwrap();
+        Fixture { engine, dir }
+    }
+
+    fn module(&self, name: &str, source: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, source).unwrap();
+        path
+    }
+
+    fn run(
+        &self,
+        path: PathBuf,
+        input: &[u8],
+        tweak: impl FnOnce(&mut RunSpec),
+    ) -> (Result<(), wagi_core::Failure>, Arc<MemoryHost>) {
+        let host = MemoryHost::new(input);
+        let mut spec = RunSpec {
+            module_path: path,
+            ..RunSpec::default()
+        };
+        tweak(&mut spec);
+        let result = self.engine.handle(&spec, host.clone());
+        (result, host)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn hello_response_is_parsed_and_streamed() {
+    let f = Fixture::new();
+    let m = f.module(
+        "hello.wasm",
+        &write_out("Status: 201 Created\r\nContent-Type: text/plain\r\nX-A: 1\r\n\r\nhello"),
+    );
+    let (result, host) = f.run(m, b"", |_| {});
+    result.unwrap();
+    let out = host.out.lock().unwrap();
+    let head = out.head.as_ref().unwrap();
+    assert_eq!(head.status, 201);
+    assert!(head.fields.contains(&(b"X-A".to_vec(), b"1".to_vec())));
+    assert_eq!(out.body, b"hello");
+}
+
+#[test]
+fn stdin_is_the_request_body() {
+    let f = Fixture::new();
+    // Writes the header, then copies stdin to stdout 16 bytes at a time until EOF.
+    let header = "Content-Type: application/octet-stream\n\n";
+    let body = format!(
+        r#"(local $n i32)
+        (call $write (i32.const 1) (i32.const 64) (i32.const {len}))
+        (block $done (loop $copy
+          (i32.store (i32.const 16) (i32.const 1024))
+          (i32.store (i32.const 20) (i32.const 16))
+          (br_if $done (i32.ne (call $fd_read (i32.const 0) (i32.const 16) (i32.const 1) (i32.const 24)) (i32.const 0)))
+          (local.set $n (i32.load (i32.const 24)))
+          (br_if $done (i32.eqz (local.get $n)))
+          (call $write (i32.const 1) (i32.const 1024) (local.get $n))
+          (br $copy)))"#,
+        len = header.len()
+    );
+    let m = f.module("echo.wasm", &guest(header, &body));
+    let input: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    let (result, host) = f.run(m, &input, |_| {});
+    result.unwrap();
+    assert_eq!(host.out.lock().unwrap().body, input);
+}
+
+#[test]
+fn stderr_is_logged_line_by_line() {
+    let f = Fixture::new();
+    let text = "one\ntwo\nContent-Type: a/b\n\n";
+    let body = "(call $write (i32.const 2) (i32.const 64) (i32.const 8))
+                (call $write (i32.const 1) (i32.const 72) (i32.const 19))";
+    let m = f.module("stderr.wasm", &guest(text, body));
+    let (result, host) = f.run(m, b"", |_| {});
+    result.unwrap();
+    let logs: Vec<String> = host
+        .out
+        .lock()
+        .unwrap()
+        .logs
+        .iter()
+        .filter(|(l, _)| *l == LogLevel::GuestStderr)
+        .map(|(_, m)| m.clone())
+        .collect();
+    assert_eq!(logs, vec!["one", "two"]);
+}
+
+#[test]
+fn runaway_loop_times_out() {
+    let f = Fixture::new();
+    let m = f.module("loop.wasm", &guest("", "(loop $l (br $l))"));
+    let started = Instant::now();
+    let (result, _) = f.run(m, b"", |s| s.limits.timeout = Duration::from_millis(200));
+    assert_eq!(result.unwrap_err().kind, FailureKind::Timeout);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn failures_are_classified() {
+    let f = Fixture::new();
+    let cases: Vec<(&str, String, FailureKind)> =
+        vec![
+        ("trap.wasm", guest("", "unreachable"), FailureKind::Trap),
+        (
+            "exit.wasm",
+            guest("", "(call $proc_exit (i32.const 3))"),
+            FailureKind::Exit,
+        ),
+        (
+            "garbage.wasm",
+            write_out("this is not a header\n\n"),
+            FailureKind::MalformedResponse,
+        ),
+        ("silent.wasm", guest("", ""), FailureKind::MalformedResponse),
+        (
+            "partial.wasm",
+            write_out("Content-Type: text/pl"),
+            FailureKind::MalformedResponse,
+        ),
+        (
+            "membomb.wasm",
+            guest(
+                "",
+                "(if (i32.lt_s (memory.grow (i32.const 4096)) (i32.const 0)) (then unreachable))",
+            ),
+            FailureKind::MemoryLimit,
+        ),
+        ("notwasm.wasm", "not wasm at all".into(), FailureKind::BadModule),
+        (
+            "import.wasm",
+            r#"(module (import "env" "nope" (func)) (func (export "_start")))"#.into(),
+            FailureKind::BadModule,
+        ),
+        ("nostart.wasm", "(module)".into(), FailureKind::BadModule),
+    ];
+    for (name, source, want) in cases {
+        let m = f.module(name, &source);
+        let (result, _) = f.run(m, b"", |s| s.limits.memory_bytes = 16 << 20);
+        assert_eq!(result.unwrap_err().kind, want, "{name}");
+    }
+    let (missing, _) = f.run(f.dir.join("missing.wasm"), b"", |_| {});
+    assert_eq!(missing.unwrap_err().kind, FailureKind::NotFound);
+}
+
+#[test]
+fn replaced_file_is_recompiled() {
+    let f = Fixture::new();
+    let m = f.module("v.wasm", &write_out("Content-Type: a/b\n\nv1"));
+    let (r1, h1) = f.run(m.clone(), b"", |_| {});
+    r1.unwrap();
+    assert_eq!(h1.out.lock().unwrap().body, b"v1");
+    // A different length guarantees a different file identity even within one mtime tick.
+    let m = f.module("v.wasm", &write_out("Content-Type: a/b\n\nversion2"));
+    let (r2, h2) = f.run(m, b"", |_| {});
+    r2.unwrap();
+    assert_eq!(h2.out.lock().unwrap().body, b"version2");
+}
+
+#[test]
+fn configured_env_reaches_the_guest() {
+    // environ_sizes_get tells how many variables the guest got; we only set the configured
+    // ones plus the CGI set, never the host's own environment.
+    let f = Fixture::new();
+    let body = r#"
+        (drop (call $environ_sizes_get (i32.const 0) (i32.const 4)))
+        (if (i32.eqz (i32.load (i32.const 0))) (then unreachable))
+        (call $write (i32.const 1) (i32.const 64) (i32.const 19))"#;
+    let source = guest("Content-Type: a/b\n\n", body).replacen(
+        "(memory",
+        r#"(import "wasi_snapshot_preview1" "environ_sizes_get" (func $environ_sizes_get (param i32 i32) (result i32)))
+  (memory"#,
+        1,
+    );
+    let m = f.module("env.wasm", &source);
+    let (result, _) = f.run(m, b"", |s| s.env.push(("A".into(), "1".into())));
+    result.unwrap();
+}

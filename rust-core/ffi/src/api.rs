@@ -1,0 +1,116 @@
+//! Engine lifecycle and request handling.
+
+use std::sync::Arc;
+
+use wagi_core::{Engine, EngineConfig, Failure, FailureKind};
+
+use crate::error::{wagi_error, wagi_result};
+use crate::guard::guard;
+use crate::host::{wagi_host, CallbackHost};
+use crate::request::decode;
+
+/// An engine: compiled-module cache, instance pool and time-limit ticker. Shared by all
+/// requests of a process; thread-safe.
+pub struct wagi_engine {
+    engine: Engine,
+}
+
+/// Settings fixed for the life of an engine. Zero means "use the default".
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wagi_engine_config {
+    /// Most guest instances alive at once (default 128). The server must not run more
+    /// concurrent `wagi_handle` calls than this; extra ones fail with status 503.
+    pub instance_slots: u32,
+    /// Largest linear memory any guest may have, in bytes (default 4 GiB).
+    pub memory_ceiling_bytes: u64,
+}
+
+fn internal(message: &str) -> Failure {
+    Failure::new(FailureKind::Internal, message)
+}
+
+/// Creates an engine. On success `*engine_out` owns it; free it with `wagi_engine_free`.
+///
+/// # Safety
+/// `config` is null (all defaults) or valid; `engine_out` and `err_out` are valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn wagi_engine_new(
+    config: *const wagi_engine_config,
+    engine_out: *mut *mut wagi_engine,
+    err_out: *mut *mut wagi_error,
+) -> wagi_result {
+    // SAFETY: the caller guarantees the pointers' validity.
+    unsafe {
+        guard(err_out, || {
+            let engine_out = engine_out
+                .as_mut()
+                .ok_or_else(|| internal("engine_out is null"))?;
+            let mut settings = EngineConfig::default();
+            if let Some(c) = config.as_ref() {
+                if c.instance_slots != 0 {
+                    settings.instance_slots = c.instance_slots;
+                }
+                if c.memory_ceiling_bytes != 0 {
+                    settings.memory_ceiling = c.memory_ceiling_bytes;
+                }
+            }
+            let engine = Engine::new(settings)?;
+            *engine_out = Box::into_raw(Box::new(wagi_engine { engine }));
+            Ok(())
+        })
+    }
+}
+
+/// Frees an engine. No `wagi_handle` call may be running on it. Null is allowed.
+///
+/// # Safety
+/// `engine` is null or from `wagi_engine_new`, not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn wagi_engine_free(engine: *mut wagi_engine) {
+    // SAFETY: the caller guarantees ownership.
+    unsafe {
+        let _ = guard(std::ptr::null_mut(), || {
+            if !engine.is_null() {
+                drop(Box::from_raw(engine));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Runs one request. Blocks until the guest is done; calls `host`'s callbacks with `ctx`
+/// meanwhile, on this thread.
+///
+/// `request` is the request record (see `wagi_field`). On `WAGI_ERROR`/`WAGI_PANIC`,
+/// `*err_out` owns an error: if no head was sent yet, answer with `wagi_error_status`;
+/// otherwise abort the response.
+///
+/// # Safety
+/// `engine` is live; `request` is valid for `request_len` bytes; `host` is valid; `err_out`
+/// is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn wagi_handle(
+    engine: *const wagi_engine,
+    request: *const u8,
+    request_len: usize,
+    host: *const wagi_host,
+    ctx: u64,
+    err_out: *mut *mut wagi_error,
+) -> wagi_result {
+    // SAFETY: the caller guarantees the pointers' validity.
+    unsafe {
+        guard(err_out, || {
+            let engine = engine.as_ref().ok_or_else(|| internal("engine is null"))?;
+            let callbacks = host.as_ref().ok_or_else(|| internal("host is null"))?;
+            let host = CallbackHost::new(callbacks, ctx)
+                .ok_or_else(|| internal("a host callback is null"))?;
+            if request.is_null() {
+                return Err(internal("request is null"));
+            }
+            let record = std::slice::from_raw_parts(request, request_len);
+            let spec = decode(record)?;
+            engine.engine.handle(&spec, Arc::new(host))
+        })
+    }
+}

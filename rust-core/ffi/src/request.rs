@@ -1,0 +1,213 @@
+//! Decoding the request record the server passes to `wagi_handle`.
+//!
+//! The record is one flat buffer (so the server passes a single pointer with no pointers
+//! inside, which is what cgo allows): a sequence of fields, each a one-byte `wagi_field`
+//! tag followed by its strings, each string a little-endian u32 length and that many bytes.
+//! `WAGI_FIELD_HEADER`, `WAGI_FIELD_ENV` and the mounts carry two strings, the rest one.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use wagi_core::{Failure, FailureKind, Mount, RunSpec};
+
+/// Field tags of the request record.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum wagi_field {
+    /// Path of the wasm file to run.
+    WAGI_FIELD_MODULE_PATH = 1,
+    WAGI_FIELD_METHOD = 2,
+    /// The original request target, e.g. `/a?b=c`.
+    WAGI_FIELD_REQUEST_URI = 3,
+    WAGI_FIELD_QUERY_STRING = 4,
+    /// e.g. `HTTP/1.1`.
+    WAGI_FIELD_PROTOCOL = 5,
+    /// The Host the client asked for.
+    WAGI_FIELD_HOST = 6,
+    /// `ip:port` of the client.
+    WAGI_FIELD_REMOTE_ADDR = 7,
+    /// Present only over TLS: the protocol name, e.g. `TLSv1.3`.
+    WAGI_FIELD_TLS_PROTOCOL = 8,
+    /// Two strings: name, value. Once per value of a repeated header.
+    WAGI_FIELD_HEADER = 9,
+    /// Decimal body length; absent when unknown.
+    WAGI_FIELD_CONTENT_LENGTH = 10,
+    WAGI_FIELD_SERVER_SOFTWARE = 11,
+    WAGI_FIELD_DOCUMENT_ROOT = 12,
+    WAGI_FIELD_SCRIPT_NAME = 13,
+    WAGI_FIELD_SCRIPT_FILENAME = 14,
+    WAGI_FIELD_PATH_INFO = 15,
+    /// Two strings: key, value. Configured guest environment.
+    WAGI_FIELD_ENV = 16,
+    /// Two strings: host directory, guest path. Read-only.
+    WAGI_FIELD_MOUNT_RO = 17,
+    /// Two strings: host directory, guest path. Read-write.
+    WAGI_FIELD_MOUNT_RW = 18,
+    /// Decimal milliseconds.
+    WAGI_FIELD_TIMEOUT_MS = 19,
+    /// Decimal bytes.
+    WAGI_FIELD_MEMORY_BYTES = 20,
+}
+
+impl wagi_field {
+    fn from_u8(tag: u8) -> Option<Self> {
+        use wagi_field::*;
+        const ALL: [wagi_field; 20] = [
+            WAGI_FIELD_MODULE_PATH,
+            WAGI_FIELD_METHOD,
+            WAGI_FIELD_REQUEST_URI,
+            WAGI_FIELD_QUERY_STRING,
+            WAGI_FIELD_PROTOCOL,
+            WAGI_FIELD_HOST,
+            WAGI_FIELD_REMOTE_ADDR,
+            WAGI_FIELD_TLS_PROTOCOL,
+            WAGI_FIELD_HEADER,
+            WAGI_FIELD_CONTENT_LENGTH,
+            WAGI_FIELD_SERVER_SOFTWARE,
+            WAGI_FIELD_DOCUMENT_ROOT,
+            WAGI_FIELD_SCRIPT_NAME,
+            WAGI_FIELD_SCRIPT_FILENAME,
+            WAGI_FIELD_PATH_INFO,
+            WAGI_FIELD_ENV,
+            WAGI_FIELD_MOUNT_RO,
+            WAGI_FIELD_MOUNT_RW,
+            WAGI_FIELD_TIMEOUT_MS,
+            WAGI_FIELD_MEMORY_BYTES,
+        ];
+        ALL.into_iter().find(|f| *f as u8 == tag)
+    }
+}
+
+fn invalid(message: impl Into<String>) -> Failure {
+    Failure::new(
+        FailureKind::Internal,
+        format!("bad request record: {}", message.into()),
+    )
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn bytes(&mut self) -> Result<&'a [u8], Failure> {
+        let (len, rest) = self
+            .buf
+            .split_first_chunk::<4>()
+            .ok_or_else(|| invalid("truncated length"))?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err(invalid("truncated string"));
+        }
+        let (value, rest) = rest.split_at(len);
+        self.buf = rest;
+        Ok(value)
+    }
+
+    fn string(&mut self) -> Result<String, Failure> {
+        // Request facts are text; bytes that are not UTF-8 (rare, from obs-text headers) are
+        // replaced, since WASI environment variables must be UTF-8 anyway.
+        Ok(String::from_utf8_lossy(self.bytes()?).into_owned())
+    }
+
+    fn number(&mut self) -> Result<u64, Failure> {
+        let s = self.string()?;
+        s.parse()
+            .map_err(|_| invalid(format!("not a number: {s:?}")))
+    }
+}
+
+/// Decodes a request record into a [`RunSpec`].
+pub(crate) fn decode(record: &[u8]) -> Result<RunSpec, Failure> {
+    use wagi_field::*;
+    let mut spec = RunSpec::default();
+    let mut r = Reader { buf: record };
+    while let Some((&tag, rest)) = r.buf.split_first() {
+        r.buf = rest;
+        let field = wagi_field::from_u8(tag).ok_or_else(|| invalid(format!("tag {tag}")))?;
+        match field {
+            WAGI_FIELD_MODULE_PATH => spec.module_path = PathBuf::from(r.string()?),
+            WAGI_FIELD_METHOD => spec.http.method = r.string()?,
+            WAGI_FIELD_REQUEST_URI => spec.http.request_uri = r.string()?,
+            WAGI_FIELD_QUERY_STRING => spec.http.query_string = r.string()?,
+            WAGI_FIELD_PROTOCOL => spec.http.protocol = r.string()?,
+            WAGI_FIELD_HOST => spec.http.host = r.string()?,
+            WAGI_FIELD_REMOTE_ADDR => spec.http.remote_addr = r.string()?,
+            WAGI_FIELD_TLS_PROTOCOL => spec.http.tls_protocol = Some(r.string()?),
+            WAGI_FIELD_HEADER => {
+                let name = r.string()?;
+                spec.http.headers.push((name, r.string()?));
+            }
+            WAGI_FIELD_CONTENT_LENGTH => spec.http.content_length = Some(r.number()?),
+            WAGI_FIELD_SERVER_SOFTWARE => spec.http.server_software = r.string()?,
+            WAGI_FIELD_DOCUMENT_ROOT => spec.script.document_root = r.string()?,
+            WAGI_FIELD_SCRIPT_NAME => spec.script.script_name = r.string()?,
+            WAGI_FIELD_SCRIPT_FILENAME => spec.script.script_filename = r.string()?,
+            WAGI_FIELD_PATH_INFO => spec.script.path_info = r.string()?,
+            WAGI_FIELD_ENV => {
+                let key = r.string()?;
+                spec.env.push((key, r.string()?));
+            }
+            WAGI_FIELD_MOUNT_RO | WAGI_FIELD_MOUNT_RW => {
+                let host_path = PathBuf::from(r.string()?);
+                spec.mounts.push(Mount {
+                    host_path,
+                    guest_path: r.string()?,
+                    writable: field == WAGI_FIELD_MOUNT_RW,
+                });
+            }
+            WAGI_FIELD_TIMEOUT_MS => spec.limits.timeout = Duration::from_millis(r.number()?),
+            WAGI_FIELD_MEMORY_BYTES => spec.limits.memory_bytes = r.number()?,
+        }
+    }
+    if spec.module_path.as_os_str().is_empty() {
+        return Err(invalid("no module path"));
+    }
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(out: &mut Vec<u8>, field: wagi_field, strings: &[&str]) {
+        out.push(field as u8);
+        for s in strings {
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+
+    #[test]
+    fn decodes_every_kind_of_field() {
+        use wagi_field::*;
+        let mut rec = Vec::new();
+        put(&mut rec, WAGI_FIELD_MODULE_PATH, &["/srv/index.wasm"]);
+        put(&mut rec, WAGI_FIELD_HEADER, &["Accept", "*/*"]);
+        put(&mut rec, WAGI_FIELD_HEADER, &["Accept", "text/html"]);
+        put(&mut rec, WAGI_FIELD_MOUNT_RW, &["/tmp/data", "/data"]);
+        put(&mut rec, WAGI_FIELD_CONTENT_LENGTH, &["42"]);
+        put(&mut rec, WAGI_FIELD_TIMEOUT_MS, &["1500"]);
+        put(&mut rec, WAGI_FIELD_TLS_PROTOCOL, &["TLSv1.3"]);
+        let spec = decode(&rec).unwrap();
+        assert_eq!(spec.module_path, PathBuf::from("/srv/index.wasm"));
+        assert_eq!(spec.http.headers.len(), 2);
+        assert_eq!(spec.http.content_length, Some(42));
+        assert_eq!(spec.limits.timeout, Duration::from_millis(1500));
+        assert_eq!(spec.http.tls_protocol.as_deref(), Some("TLSv1.3"));
+        assert!(spec.mounts[0].writable);
+        assert_eq!(spec.mounts[0].guest_path, "/data");
+    }
+
+    #[test]
+    fn rejects_truncation_unknown_tags_and_missing_module() {
+        let mut rec = Vec::new();
+        put(&mut rec, wagi_field::WAGI_FIELD_MODULE_PATH, &["/x.wasm"]);
+        assert!(decode(&rec[..rec.len() - 1]).is_err());
+        assert!(decode(&[99]).is_err());
+        assert!(decode(&[]).is_err());
+        let mut bad_num = rec.clone();
+        put(&mut bad_num, wagi_field::WAGI_FIELD_TIMEOUT_MS, &["soon"]);
+        assert!(decode(&bad_num).is_err());
+    }
+}

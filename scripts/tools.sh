@@ -1,0 +1,22 @@
+# Sourced by the build and test scripts: puts Go's and Cargo's install directories on PATH
+# and installs the pinned build tools a fresh machine lacks (from the Go module proxy and
+# crates.io).
+export PATH="$(go env GOPATH)/bin:$HOME/.cargo/bin:$PATH"
+
+XCADDY_VERSION=v0.4.5
+CBINDGEN_VERSION=0.29.4
+CADDY_VERSION=v2.11.9
+
+need_xcaddy() {
+    command -v xcaddy >/dev/null 2>&1 && return
+    echo "installing xcaddy $XCADDY_VERSION" >&2
+    GOFLAGS= go install "github.com/caddyserver/xcaddy/cmd/xcaddy@$XCADDY_VERSION"
+}
+
+need_cbindgen() {
+    if command -v cbindgen >/dev/null 2>&1 && cbindgen --version | grep -q "$CBINDGEN_VERSION"; then
+        return
+    fi
+    echo "installing cbindgen $CBINDGEN_VERSION" >&2
+    cargo install --quiet --locked cbindgen --version "$CBINDGEN_VERSION"
+}

@@ -1,0 +1,115 @@
+// probe is the test guest: one Go wasip1 CGI module whose behaviour is chosen by the
+// `do` query parameter, so every routing case can run the same compiled module.
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cgi"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+func main() {
+	if raw(os.Getenv("QUERY_STRING")) {
+		return
+	}
+	if err := cgi.Serve(http.HandlerFunc(serve)); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+}
+
+// raw answers cases that net/http/cgi cannot express, writing CGI output by hand.
+func raw(query string) bool {
+	switch query {
+	case "do=raw-location":
+		os.Stdout.WriteString("Location: /elsewhere\r\n\r\n")
+	case "do=raw-lf":
+		os.Stdout.WriteString("Content-Type: text/plain\nX-Raw: lf\n\nraw body")
+	default:
+		return false
+	}
+	return true
+}
+
+func serve(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	switch q.Get("do") {
+	case "env":
+		env := os.Environ()
+		sort.Strings(env)
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintln(w, strings.Join(env, "\n"))
+	case "echo":
+		w.Header().Set("Content-Type", "application/octet-stream")
+		io.Copy(w, r.Body)
+	case "sha":
+		// Reads the body in pieces, reporting progress on stderr, then prints its hash.
+		h := sha256.New()
+		total := 0
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := r.Body.Read(buf)
+			h.Write(buf[:n])
+			total += n
+			if n > 0 {
+				fmt.Fprintf(os.Stderr, "probe read total=%d\n", total)
+			}
+			if err != nil {
+				break
+			}
+		}
+		fmt.Fprintf(w, "%d %s\n", total, hex.EncodeToString(h.Sum(nil)))
+	case "big":
+		n, _ := strconv.Atoi(q.Get("n"))
+		w.Header().Set("Content-Type", "application/octet-stream")
+		chunk := make([]byte, 64<<10)
+		for i := range chunk {
+			chunk[i] = byte(i % 251)
+		}
+		for n > 0 {
+			k := min(n, len(chunk))
+			w.Write(chunk[:k])
+			n -= k
+		}
+	case "status":
+		w.Header().Set("Location", "/created/1")
+		w.Header().Add("Set-Cookie", "a=1; Path=/")
+		w.Header().Add("Set-Cookie", "b=2; Path=/")
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintln(w, "created")
+	case "headers":
+		w.Header().Set("Content-Type", "text/plain")
+		for _, k := range sortedKeys(r.Header) {
+			fmt.Fprintf(w, "%s: %s\n", k, strings.Join(r.Header[k], " | "))
+		}
+	case "read":
+		data, err := os.ReadFile(q.Get("path"))
+		if err != nil {
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprintln(w, "error:", err)
+			return
+		}
+		w.Write(data)
+	case "stderr":
+		fmt.Fprintln(os.Stderr, "probe says", q.Get("msg"))
+		fmt.Fprintln(w, "logged")
+	default:
+		fmt.Fprintf(w, "probe %s\n", r.URL.Path)
+	}
+}
+
+func sortedKeys(h http.Header) []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds the Rust engine (target/release/libwagi.a), then a Caddy with the wagi handler
+# (bin/caddy) using xcaddy. Extra arguments go to `xcaddy build` (e.g. more --with).
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/tools.sh
+need_xcaddy
+
+cargo build --release --locked -p wagi-ffi
+mkdir -p bin
+CGO_ENABLED=1 xcaddy build "$CADDY_VERSION" \
+    --output bin/caddy \
+    --with "github.com/caddy-wagi/caddy-wagi/caddy-module@v0.0.0-00010101000000-000000000000=$PWD/caddy-module" "$@"
+echo "built bin/caddy" >&2
