@@ -1,9 +1,12 @@
 package wagi
 
 import (
+	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -11,7 +14,7 @@ import (
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("wagi", parseCaddyfile)
+	httpcaddyfile.RegisterDirective("wagi", parseDirective)
 	httpcaddyfile.RegisterDirectiveOrder("wagi", httpcaddyfile.Before, "file_server")
 }
 
@@ -38,7 +41,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	for d.NextBlock(0) {
-		switch d.Val() {
+		sub := d.Val()
+		switch sub {
 		case "root":
 			if !d.AllArgs(&h.Root) {
 				return d.ArgErr()
@@ -68,9 +72,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			dur, err := caddy.ParseDuration(s)
 			if err != nil {
-				return d.Errf("bad %s %q: %v", d.Val(), s, err)
+				return d.Errf("bad %s %q: %v", sub, s, err)
 			}
-			if d.Val() == "timeout" {
+			if sub == "timeout" {
 				h.Timeout = caddy.Duration(dur)
 			} else {
 				h.MaxWait = caddy.Duration(dur)
@@ -86,16 +90,46 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.MemoryBytes = int64(n)
 		default:
-			return d.Errf("unknown wagi subdirective %q; allowed: %s", d.Val(), strings.Join(subdirectives, ", "))
+			return d.Errf("unknown wagi subdirective %q; allowed: %s", sub, strings.Join(subdirectives, ", "))
 		}
 	}
 	return nil
 }
 
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+// parseDirective returns the wagi route, plus, when one module is named by a path under
+// the root, a route answering 404 for that module's own URL: module bytes are never served
+// raw, even by a file_server that handles the requests wagi's matcher leaves.
+func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	matcherSet, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
 	var w Handler
-	err := w.UnmarshalCaddyfile(h.Dispenser)
-	return &w, err
+	if err := w.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	routes := h.NewRoute(matcherSet, &w)
+	if urlPath := moduleURLPath(w.Module); urlPath != "" {
+		hide := caddy.ModuleMap{"path": caddyconfig.JSON(caddyhttp.MatchPath{urlPath}, nil)}
+		routes = append(routes, h.NewRoute(hide, &caddyhttp.StaticResponse{StatusCode: "404"})...)
+	}
+	return routes, nil
+}
+
+// moduleURLPath is the URL path of a module given relative to the site root, or "" when
+// it has none (absolute, outside the root, or a placeholder).
+func moduleURLPath(module string) string {
+	if module == "" || filepath.IsAbs(module) || strings.Contains(module, "{") {
+		return ""
+	}
+	clean := path.Clean("/" + filepath.ToSlash(module))
+	if strings.HasPrefix(path.Clean(filepath.ToSlash(module)), "..") {
+		return ""
+	}
+	return clean
 }
 
 var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -25,6 +25,10 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	h.describe(rec, r, repl, root, s)
 
 	ex := newExchange(w, r, h.logger, s.filename)
+	// A CGI guest may write its response before it has read all of the body (an echo
+	// does); without full duplex, Go's HTTP/1 server would discard or cut off the unread
+	// body at the first response write. HTTP/2 is always full duplex and reports an error.
+	_ = ex.rc.EnableFullDuplex()
 	failure := h.engine.Handle(r.Context(), rec, ex, time.Duration(h.MaxWait))
 	if failure == nil {
 		return nil

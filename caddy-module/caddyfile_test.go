@@ -1,0 +1,76 @@
+package wagi
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`wagi ./api.wasm {
+		root /srv/site
+		index index.php
+		split .php .wasm
+		env APP_MODE prod
+		env CLIENT {http.request.remote.host}
+		timeout 2s
+		memory 64MiB
+		max_wait 250ms
+	}`)
+	var h Handler
+	if err := h.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	if h.Module != "./api.wasm" || h.Root != "/srv/site" || h.Index != "index.php" {
+		t.Errorf("module/root/index = %q %q %q", h.Module, h.Root, h.Index)
+	}
+	if strings.Join(h.SplitPath, " ") != ".php .wasm" {
+		t.Errorf("split = %q", h.SplitPath)
+	}
+	if h.Env["APP_MODE"] != "prod" || h.Env["CLIENT"] != "{http.request.remote.host}" {
+		t.Errorf("env = %v", h.Env)
+	}
+	if h.Timeout != caddy.Duration(2*time.Second) || h.MaxWait != caddy.Duration(250*time.Millisecond) {
+		t.Errorf("timeout %v max_wait %v", h.Timeout, h.MaxWait)
+	}
+	if h.MemoryBytes != 64<<20 {
+		t.Errorf("memory = %d", h.MemoryBytes)
+	}
+}
+
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	for input, want := range map[string]string{
+		"wagi {\nbogus\n}":          "allowed: root, index, split",
+		"wagi {\nmemory lots\n}":    "bad memory size",
+		"wagi {\ntimeout soon\n}":   "bad timeout",
+		"wagi a.wasm b.wasm":        "wrong argument count",
+		"wagi {\nenv ONLY_A_KEY\n}": "wrong argument count",
+		"wagi {\nsplit\n}":          "wrong argument count",
+	} {
+		var h Handler
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want one containing %q", input, err, want)
+		}
+	}
+}
+
+func TestModuleURLPath(t *testing.T) {
+	for module, want := range map[string]string{
+		"./api.wasm":        "/api.wasm",
+		"bin/api.wasm":      "/bin/api.wasm",
+		"/abs/api.wasm":     "",
+		"../outside.wasm":   "",
+		"{env.MODULE}":      "",
+		"":                  "",
+		"a/../../esc.wasm":  "",
+		"a/./b/../api.wasm": "/a/api.wasm",
+	} {
+		if got := moduleURLPath(module); got != want {
+			t.Errorf("moduleURLPath(%q) = %q, want %q", module, got, want)
+		}
+	}
+}

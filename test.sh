@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every test: Rust format, lints and unit tests; the header check; a fresh Caddy built
+# by xcaddy.sh; Go format, vet and unit tests; the integration tests against that Caddy.
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/tools.sh
+need_cbindgen
+need_xcaddy
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "rust: fmt, clippy, unit tests"
+cargo fmt --all --check
+cargo clippy --release --locked --workspace --all-targets -- -D warnings
+cargo test --release --locked --workspace
+
+step "include/wagi.h is current"
+scripts/gen-header.sh --check
+
+step "build Caddy with the wagi handler"
+./xcaddy.sh
+
+step "go: gofmt, vet, unit tests"
+for mod in caddy-module tests examples; do
+    unformatted=$(cd "$mod" && gofmt -l .)
+    if [[ -n "$unformatted" ]]; then
+        echo "gofmt needed in $mod: $unformatted" >&2
+        exit 1
+    fi
+    (cd "$mod" && go vet ./...)
+done
+(cd caddy-module && go test -count=1 ./...)
+
+step "integration tests (real Caddy, real guests, loopback HTTP)"
+(cd tests && WAGI_CADDY="$PWD/../bin/caddy" go test -count=1 -timeout 30m -v ./...)

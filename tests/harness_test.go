@@ -1,0 +1,276 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// repoRoot is the repository's top directory (tests/ lives directly in it).
+var repoRoot = func() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		panic(err)
+	}
+	return filepath.Dir(wd)
+}()
+
+// caddyBinary returns the Caddy under test: $WAGI_CADDY, or one built now by xcaddy.sh.
+func caddyBinary() (string, error) {
+	if bin := os.Getenv("WAGI_CADDY"); bin != "" {
+		return filepath.Abs(bin)
+	}
+	cmd := exec.Command(filepath.Join(repoRoot, "xcaddy.sh"))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("xcaddy.sh: %w", err)
+	}
+	return filepath.Join(repoRoot, "bin", "caddy"), nil
+}
+
+// buildGuest compiles a Go package to a wasip1 module.
+func buildGuest(moduleDir, pkg, out string) error {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = moduleDir
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building %s: %v\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// logBuffer collects a process's output and lets tests wait for a line.
+type logBuffer struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{}
+}
+
+func newLogBuffer() *logBuffer { return &logBuffer{changed: make(chan struct{})} }
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	close(l.changed)
+	l.changed = make(chan struct{})
+	return len(p), nil
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// Count returns how many log lines contain all of the given substrings.
+func (l *logBuffer) Count(subs ...string) int {
+	n := 0
+	for _, line := range strings.Split(l.String(), "\n") {
+		if containsAll(line, subs) {
+			n++
+		}
+	}
+	return n
+}
+
+// WaitFor waits until a log line contains all substrings, or the timeout passes.
+func (l *logBuffer) WaitFor(timeout time.Duration, subs ...string) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		l.mu.Lock()
+		changed := l.changed
+		l.mu.Unlock()
+		if l.Count(subs...) > 0 {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
+// caddyProc is a running Caddy.
+type caddyProc struct {
+	cmd       *exec.Cmd
+	logs      *logBuffer
+	adminAddr string
+	config    string
+	done      chan error
+}
+
+// startCaddy runs `caddy run` with the given Caddyfile and waits until its admin endpoint
+// answers. extraEnv is added to Caddy's environment.
+func startCaddy(bin, dir, caddyfile, adminAddr string, extraEnv ...string) (*caddyProc, error) {
+	config := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(config, []byte(caddyfile), 0o644); err != nil {
+		return nil, err
+	}
+	p := &caddyProc{logs: newLogBuffer(), adminAddr: adminAddr, config: config, done: make(chan error, 1)}
+	p.cmd = exec.Command(bin, "run", "--config", config, "--adapter", "caddyfile")
+	p.cmd.Dir = dir
+	p.cmd.Env = append(os.Environ(),
+		"XDG_DATA_HOME="+filepath.Join(dir, "data"),
+		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	p.cmd.Env = append(p.cmd.Env, extraEnv...)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-p.done:
+			return nil, fmt.Errorf("caddy exited: %v\n%s", err, p.logs)
+		default:
+		}
+		resp, err := http.Get("http://" + adminAddr + "/config/")
+		if err == nil {
+			resp.Body.Close()
+			return p, nil
+		}
+		time.Sleep(50 * time.Millisecond) // polling the admin endpoint, bounded by deadline
+	}
+	p.Stop()
+	return nil, fmt.Errorf("caddy did not start in 30s:\n%s", p.logs)
+}
+
+// Alive reports whether the process is still running.
+func (p *caddyProc) Alive() bool {
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return false
+	default:
+		return true
+	}
+}
+
+// Stop ends Caddy and waits for it.
+func (p *caddyProc) Stop() {
+	if p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// Reload loads a new Caddyfile through the admin API, as `caddy reload` does.
+func (p *caddyProc) Reload(caddyfile string) error {
+	req, err := http.NewRequest(http.MethodPost, "http://"+p.adminAddr+"/load", strings.NewReader(caddyfile))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "text/caddyfile")
+	req.Header.Set("Cache-Control", "must-revalidate") // reload even if unchanged
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("reload: %s: %s", resp.Status, b)
+	}
+	return nil
+}
+
+// client has a generous timeout: a first request may compile a multi-megabyte Go module.
+var client = &http.Client{
+	Timeout: 120 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	},
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func do(t testing.TB, method, url string, body io.Reader, hdr http.Header) response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range hdr {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, url, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+func get(t testing.TB, url string) response { return do(t, http.MethodGet, url, nil, nil) }
+
+func copyFile(t testing.TB, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,130 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// world is what every test shares: the Caddy binary, the compiled guests, and one Caddy
+// serving the sites below.
+var world struct {
+	caddy   string
+	work    string
+	hello   string // the seed example (examples/hello), compiled
+	probe   string // tests/guests/probe, compiled
+	proc    *caddyProc
+	sites   map[string]string // site name -> base URL
+	sitesCf string            // the Caddyfile the shared Caddy runs
+}
+
+// hostSecret is set in Caddy's environment; no guest may see it.
+const hostSecret = "WAGI_TEST_HOST_SECRET=hunter2"
+
+func TestMain(m *testing.M) {
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "test setup:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	var err error
+	world.work, err = os.MkdirTemp("", "wagi-tests-")
+	if err != nil {
+		return 1, err
+	}
+	defer os.RemoveAll(world.work)
+	if world.caddy, err = caddyBinary(); err != nil {
+		return 1, err
+	}
+	world.hello = filepath.Join(world.work, "guests", "hello.wasm")
+	world.probe = filepath.Join(world.work, "guests", "probe.wasm")
+	if err := buildGuest(filepath.Join(repoRoot, "examples"), "./hello", world.hello); err != nil {
+		return 1, err
+	}
+	if err := buildGuest(filepath.Join(repoRoot, "tests"), "./guests/probe", world.probe); err != nil {
+		return 1, err
+	}
+	if err := layoutSites(filepath.Join(world.work, "sites")); err != nil {
+		return 1, err
+	}
+	admin, err := freePort()
+	if err != nil {
+		return 1, err
+	}
+	world.sites = map[string]string{}
+	var cf strings.Builder
+	fmt.Fprintf(&cf, "{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n}\n", admin)
+	for _, s := range sharedSites {
+		port, err := freePort()
+		if err != nil {
+			return 1, err
+		}
+		world.sites[s.name] = fmt.Sprintf("http://127.0.0.1:%d", port)
+		root := filepath.Join(world.work, "sites", s.name)
+		fmt.Fprintf(&cf, "\nhttp://127.0.0.1:%d {\n\troot * %s\n%s\n}\n", port, root, s.body)
+	}
+	world.sitesCf = cf.String()
+	world.proc, err = startCaddy(world.caddy, world.work, world.sitesCf, fmt.Sprintf("127.0.0.1:%d", admin), hostSecret)
+	if err != nil {
+		return 1, err
+	}
+	defer world.proc.Stop()
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "--- caddy log ---\n%s\n", world.proc.logs)
+	}
+	return code, nil
+}
+
+// sharedSites are the sites of the shared Caddy; each name is a directory under sites/.
+var sharedSites = []struct{ name, body string }{
+	{"seed", "\twagi"},
+	{"probe", "\twagi {\n\t\tenv APP_MODE test\n\t\tenv CLIENT_HOST {http.request.remote.host}\n\t}\n\tfile_server"},
+	{"gowagi", "\twagi {\n\t\tindex index.php\n\t\tsplit .php\n\t}\n\tfile_server"},
+	{"fixed", "\twagi /api/* ./probe.wasm\n\tfile_server"},
+}
+
+// layoutSites writes each site's files.
+func layoutSites(dir string) error {
+	files := map[string]string{
+		"seed/index.wasm":      world.hello,
+		"probe/index.wasm":     world.probe,
+		"probe/api.wasm":       world.probe,
+		"probe/sub/index.wasm": world.probe,
+		"gowagi/index.php":     world.hello,
+		"gowagi/other.wasm":    world.probe,
+		"fixed/probe.wasm":     world.probe,
+	}
+	texts := map[string]string{
+		"probe/hello.txt":       "static hello\n",
+		"probe/data/inside.txt": "inside the root\n",
+		"gowagi/style.css":      "body{}\n",
+		"fixed/static.txt":      "static fixed\n",
+	}
+	for name, from := range files {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			return err
+		}
+		texts[name] = string(b)
+	}
+	for name, content := range texts {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// site returns the base URL of a shared site.
+func site(name string) string { return world.sites[name] }
