@@ -3,6 +3,7 @@ package wagi
 import (
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -19,7 +20,8 @@ func init() {
 }
 
 // subdirectives lists what may appear inside a `wagi { }` block.
-var subdirectives = []string{"root", "index", "split", "env", "timeout", "memory", "max_wait"}
+var subdirectives = []string{"root", "index", "split", "env", "timeout", "memory", "max_wait",
+	"max_body", "max_instances", "cache_dir", "keepalive", "precompile", "mount"}
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
@@ -31,6 +33,12 @@ var subdirectives = []string{"root", "index", "split", "env", "timeout", "memory
 //	    timeout  <duration>
 //	    memory   <size>
 //	    max_wait <duration>
+//	    max_body <size>
+//	    max_instances <n>
+//	    cache_dir <path>|off
+//	    keepalive <duration>
+//	    precompile
+//	    mount <host_dir> [<guest_dir>] [ro|rw]
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -65,7 +73,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.Env = make(map[string]string)
 			}
 			h.Env[k] = v
-		case "timeout", "max_wait":
+		case "timeout", "max_wait", "keepalive":
 			var s string
 			if !d.AllArgs(&s) {
 				return d.ArgErr()
@@ -74,21 +82,53 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return d.Errf("bad %s %q: %v", sub, s, err)
 			}
-			if sub == "timeout" {
+			switch sub {
+			case "timeout":
 				h.Timeout = caddy.Duration(dur)
-			} else {
+			case "max_wait":
 				h.MaxWait = caddy.Duration(dur)
+			default:
+				h.Keepalive = caddy.Duration(dur)
 			}
-		case "memory":
+		case "memory", "max_body":
 			var s string
 			if !d.AllArgs(&s) {
 				return d.ArgErr()
 			}
 			n, err := humanize.ParseBytes(s)
 			if err != nil || n == 0 {
-				return d.Errf("bad memory size %q (examples: 64MiB, 1GiB)", s)
+				return d.Errf("bad %s size %q (examples: 64MiB, 1GiB)", sub, s)
 			}
-			h.MemoryBytes = int64(n)
+			if sub == "memory" {
+				h.MemoryBytes = int64(n)
+			} else {
+				h.MaxBody = int64(n)
+			}
+		case "max_instances":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				return d.Errf("bad max_instances %q: want a whole number of at least 1", s)
+			}
+			h.MaxInstances = n
+		case "cache_dir":
+			if !d.AllArgs(&h.CacheDir) {
+				return d.ArgErr()
+			}
+		case "precompile":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Precompile = true
+		case "mount":
+			m, err := parseMount(d)
+			if err != nil {
+				return err
+			}
+			h.Mounts = append(h.Mounts, m)
 		default:
 			return d.Errf("unknown wagi subdirective %q; allowed: %s", sub, strings.Join(subdirectives, ", "))
 		}
@@ -99,6 +139,28 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // parseDirective returns the wagi route, plus, when one module is named by a path under
 // the root, a route answering 404 for that module's own URL: module bytes are never served
 // raw, even by a file_server that handles the requests wagi's matcher leaves.
+// parseMount reads `mount <host_dir> [<guest_dir>] [ro|rw]`.
+func parseMount(d *caddyfile.Dispenser) (Mount, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 || len(args) > 3 {
+		return Mount{}, d.ArgErr()
+	}
+	m := Mount{Host: args[0]}
+	rest := args[1:]
+	if n := len(rest); n > 0 && (rest[n-1] == "ro" || rest[n-1] == "rw") {
+		m.Writable = rest[n-1] == "rw"
+		rest = rest[:n-1]
+	}
+	switch len(rest) {
+	case 0:
+	case 1:
+		m.Guest = rest[0]
+	default:
+		return Mount{}, d.Errf("mount takes <host_dir> [<guest_dir>] [ro|rw]")
+	}
+	return m, nil
+}
+
 func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	if !h.Next() {
 		return nil, h.ArgErr()

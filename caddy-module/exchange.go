@@ -1,6 +1,7 @@
 package wagi
 
 import (
+	"errors"
 	"net/http"
 
 	"go.uber.org/zap"
@@ -16,17 +17,43 @@ type exchange struct {
 	logger   *zap.Logger
 	module   string
 	headSent bool
+	// maxBody is the body size allowed; reads past it fail and set tooLarge.
+	maxBody  int64
+	bodyRead int64
+	tooLarge bool
 }
 
-func newExchange(w http.ResponseWriter, r *http.Request, logger *zap.Logger, module string) *exchange {
-	return &exchange{w: w, r: r, rc: http.NewResponseController(w), logger: logger, module: module}
+func newExchange(w http.ResponseWriter, r *http.Request, logger *zap.Logger, module string, maxBody int64) *exchange {
+	return &exchange{w: w, r: r, rc: http.NewResponseController(w), logger: logger, module: module, maxBody: maxBody}
 }
 
-func (e *exchange) Read(p []byte) (int, error) { return e.r.Body.Read(p) }
+// errBodyTooLarge stops a guest reading a body over the limit.
+var errBodyTooLarge = errors.New("request body larger than max_body")
+
+func (e *exchange) Read(p []byte) (int, error) {
+	if e.tooLarge {
+		return 0, errBodyTooLarge
+	}
+	// Read at most one byte past the limit: enough to know it was passed.
+	if room := e.maxBody - e.bodyRead + 1; int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := e.r.Body.Read(p)
+	e.bodyRead += int64(n)
+	if e.bodyRead > e.maxBody {
+		e.tooLarge = true
+		return 0, errBodyTooLarge
+	}
+	return n, err
+}
 
 func (e *exchange) Header() http.Header { return e.w.Header() }
 
 func (e *exchange) WriteHead(status int, flush bool) bool {
+	if e.tooLarge {
+		// The guest answers a body it could not read whole: the answer is 413 instead.
+		return false
+	}
 	e.headSent = true
 	e.w.WriteHeader(status)
 	if flush {
@@ -47,17 +74,24 @@ func (e *exchange) WriteBody(p []byte, flush bool) bool {
 
 func (e *exchange) Log(level engine.LogLevel, msg string) {
 	module := zap.String("module", e.module)
-	switch level {
-	case engine.LogGuestStderr:
+	if level == engine.LogGuestStderr {
 		e.logger.Info("guest stderr", module, zap.String("line", msg))
-	case engine.LogInfo:
-		e.logger.Info(msg, module)
+		return
+	}
+	logAt(e.logger, level, msg, module)
+}
+
+// logAt logs msg at the engine's level.
+func logAt(logger *zap.Logger, level engine.LogLevel, msg string, fields ...zap.Field) {
+	switch level {
+	case engine.LogInfo, engine.LogGuestStderr:
+		logger.Info(msg, fields...)
 	case engine.LogWarn:
-		e.logger.Warn(msg, module)
+		logger.Warn(msg, fields...)
 	case engine.LogError:
-		e.logger.Error(msg, module)
+		logger.Error(msg, fields...)
 	default:
-		e.logger.Debug(msg, module)
+		logger.Debug(msg, fields...)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -59,10 +60,36 @@ type Handler struct {
 	// MaxWait is how long a request waits for a free guest slot before a 503. Default: 5s.
 	MaxWait caddy.Duration `json:"max_wait,omitempty"`
 
+	// MaxBody is the largest request body accepted, in bytes; larger ones answer 413,
+	// chunked bodies as soon as they pass it. Default: 10 MiB.
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	// MaxInstances is how many guests this handler runs at once; more requests wait up to
+	// MaxWait. Default: 2 x the number of CPUs.
+	MaxInstances int `json:"max_instances,omitempty"`
+
+	// CacheDir holds precompiled modules, so a restart does not compile again. Default:
+	// `wagi/cache` under Caddy's data directory. `off` compiles in memory only.
+	CacheDir string `json:"cache_dir,omitempty"`
+
+	// Keepalive is how long an unused module stays loaded in memory. Default: 10m.
+	Keepalive caddy.Duration `json:"keepalive,omitempty"`
+
+	// Precompile loads every module under the root in the background when the config
+	// loads (or, when the root is only known per request, at the first request), so first
+	// visitors do not wait for a compile.
+	Precompile bool `json:"precompile,omitempty"`
+
+	// Mounts are host directories the guest may see. The site root is mounted read-only
+	// at its own path unless a mount places something there.
+	Mounts []Mount `json:"mounts,omitempty"`
+
 	engine     *engine.Engine
 	logger     *zap.Logger
 	envHasRepl bool
 	serverSoft string
+	slots      chan struct{}
+	warmed     *sync.Map // root -> struct{}: roots already precompiled
 }
 
 // Defaults, documented on the fields above.
@@ -71,8 +98,14 @@ const (
 	defaultTimeout = 30 * time.Second
 	defaultMemory  = 128 << 20
 	defaultMaxWait = 5 * time.Second
-	indexOff       = "off"
-	engineKey      = "engine"
+	defaultMaxBody = 10 << 20
+	defaultKeep    = 10 * time.Minute
+	cacheOff       = "off"
+	// engineSlots bounds all guests of the process (the engine's instance pool); each
+	// handler's MaxInstances bounds its own.
+	engineSlots = 256
+	indexOff    = "off"
+	engineKey   = "engine"
 )
 
 // engines holds the process's one engine; reloads share it, so compiled modules survive a
@@ -111,6 +144,21 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxWait == 0 {
 		h.MaxWait = caddy.Duration(defaultMaxWait)
 	}
+	if h.MaxBody == 0 {
+		h.MaxBody = defaultMaxBody
+	}
+	if h.MaxInstances == 0 {
+		h.MaxInstances = 2 * runtime.NumCPU()
+	}
+	if h.CacheDir == "" {
+		h.CacheDir = filepath.Join(caddy.AppDataDir(), "wagi", "cache")
+	}
+	if h.Keepalive == 0 {
+		h.Keepalive = caddy.Duration(defaultKeep)
+	}
+	if err := h.provisionMounts(); err != nil {
+		return err
+	}
 	for _, v := range h.Env {
 		if strings.Contains(v, "{") {
 			h.envHasRepl = true
@@ -118,13 +166,21 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	simple, _ := caddy.Version()
 	h.serverSoft = "Caddy/" + simple
+	h.slots = make(chan struct{}, h.MaxInstances)
+	h.warmed = new(sync.Map)
+	logger := caddy.Log().Named("http.handlers.wagi")
 	e, _, err := engines.LoadOrNew(engineKey, func() (caddy.Destructor, error) {
-		return engine.New(engine.Config{Slots: 2 * runtime.GOMAXPROCS(0)})
+		return engine.New(engine.Config{Slots: engineSlots, Log: func(level engine.LogLevel, msg string) {
+			logAt(logger, level, msg)
+		}})
 	})
 	if err != nil {
 		return fmt.Errorf("wagi: creating engine: %w", err)
 	}
 	h.engine = e.(*engine.Engine)
+	if h.Precompile && !strings.Contains(h.Root, "{") {
+		h.warmUp(h.Root)
+	}
 	return nil
 }
 
@@ -135,8 +191,8 @@ func (h *Handler) Validate() error {
 			return fmt.Errorf("wagi: split extension %q must start with a dot", ext)
 		}
 	}
-	if h.Timeout < 0 || h.MemoryBytes < 0 || h.MaxWait < 0 {
-		return fmt.Errorf("wagi: timeout, memory and max_wait must not be negative")
+	if h.Timeout < 0 || h.MemoryBytes < 0 || h.MaxWait < 0 || h.MaxBody < 0 || h.MaxInstances < 0 || h.Keepalive < 0 {
+		return fmt.Errorf("wagi: timeout, memory, max_wait, max_body, max_instances and keepalive must not be negative")
 	}
 	if h.Index != indexOff && strings.ContainsRune(h.Index, filepath.Separator) && filepath.IsAbs(h.Index) {
 		return fmt.Errorf("wagi: index %q must be relative to the root", h.Index)
@@ -160,6 +216,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	root, err := filepath.Abs(repl.ReplaceAll(h.Root, "."))
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	if h.Precompile {
+		h.warmUp(root)
 	}
 	target, act := h.resolve(root, r.URL.Path)
 	switch act {

@@ -3,6 +3,7 @@ package wagi
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -19,12 +20,19 @@ var records = sync.Pool{New: func() any { return new(engine.Record) }}
 // run executes the module for one request and answers with its response, or with the
 // failure's status when the guest failed before sending a head.
 func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, root string, s script) error {
+	if err := h.checkBody(w, r, s); err != nil {
+		return err
+	}
+	if err := h.acquire(r); err != nil {
+		return err
+	}
+	defer func() { <-h.slots }()
 	rec := records.Get().(*engine.Record)
 	defer records.Put(rec)
 	rec.Reset()
 	h.describe(rec, r, repl, root, s)
 
-	ex := newExchange(w, r, h.logger, s.filename)
+	ex := newExchange(w, r, h.logger, s.filename, h.MaxBody)
 	// A CGI guest may write its response before it has read all of the body (an echo
 	// does); without full duplex, Go's HTTP/1 server would discard or cut off the unread
 	// body at the first response write. HTTP/2 is always full duplex and reports an error.
@@ -39,8 +47,11 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 		zap.Int("status", failure.Status),
 		zap.String("error", failure.Message),
 	}
+	if ex.tooLarge && !ex.headSent {
+		return h.bodyTooLarge(w, s)
+	}
 	if failure.Kind == "client_gone" {
-		h.logger.Debug("client went away during guest run", fields...)
+		h.logger.Info("client went away; guest stopped", fields...)
 		return nil
 	}
 	if ex.headSent {
@@ -84,11 +95,38 @@ func (h *Handler) describe(rec *engine.Record, r *http.Request, repl *caddy.Repl
 		}
 		rec.Add2(engine.FieldEnv, k, v)
 	}
-	// The site root, read-only, at its own absolute path: SCRIPT_FILENAME and
-	// DOCUMENT_ROOT are real paths inside the guest.
-	rec.Add2(engine.FieldMountRO, root, root)
+	h.describeMounts(rec, root)
 	rec.AddInt(engine.FieldTimeoutMs, time.Duration(h.Timeout).Milliseconds())
 	rec.AddInt(engine.FieldMemoryBytes, h.MemoryBytes)
+	h.describeCache(rec)
+}
+
+// describeCache adds the module cache settings to a record.
+func (h *Handler) describeCache(rec *engine.Record) {
+	if h.CacheDir != cacheOff {
+		rec.Add(engine.FieldCacheDir, h.CacheDir)
+	}
+	rec.AddInt(engine.FieldKeepaliveMs, time.Duration(h.Keepalive).Milliseconds())
+}
+
+// acquire waits up to MaxWait for one of this handler's guest slots.
+func (h *Handler) acquire(r *http.Request) error {
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	timer := time.NewTimer(time.Duration(h.MaxWait))
+	defer timer.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	case <-timer.C:
+		h.logger.Warn("all guest slots busy", zap.Int("max_instances", h.MaxInstances), zap.String("path", r.URL.Path))
+		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("wagi: no guest slot free within %s", time.Duration(h.MaxWait)))
+	case <-r.Context().Done():
+		return caddyhttp.Error(499, r.Context().Err())
+	}
 }
 
 // tlsProtocolName names a TLS version as Apache's mod_ssl does in SSL_PROTOCOL.

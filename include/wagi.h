@@ -92,6 +92,14 @@ enum wagi_field
    Decimal bytes.
    */
   WAGI_FIELD_MEMORY_BYTES = 20,
+  /*
+   Directory for precompiled code; absent: compile in memory only.
+   */
+  WAGI_FIELD_CACHE_DIR = 21,
+  /*
+   Decimal milliseconds an unused module stays loaded.
+   */
+  WAGI_FIELD_KEEPALIVE_MS = 22,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum wagi_field wagi_field;
@@ -123,6 +131,12 @@ typedef struct wagi_engine_config {
    Largest linear memory any guest may have, in bytes (default 4 GiB).
    */
   uint64_t memory_ceiling_bytes;
+  /*
+   Where the engine logs events outside requests (idle modules dropped, modules
+   prepared by `wagi_prepare`), with `ctx` 0 and the levels of `wagi_host.log`. May be
+   null. Called from the engine's own thread.
+   */
+  void (*log)(uint64_t ctx, uint8_t level, const uint8_t *msg, size_t len);
 } wagi_engine_config;
 
 /*
@@ -191,6 +205,19 @@ enum wagi_result wagi_handle(const struct wagi_engine *engine,
                              const struct wagi_host *host,
                              uint64_t ctx,
                              struct wagi_error **err_out);
+
+/*
+ Loads the module named by the request record's `WAGI_FIELD_MODULE_PATH` into the cache
+ (compiling it, or reading it from `WAGI_FIELD_CACHE_DIR`) without running it, and logs
+ what it did through the engine's log. For warming up before the first request.
+
+ # Safety
+ As for `wagi_handle`.
+ */
+enum wagi_result wagi_prepare(const struct wagi_engine *engine,
+                              const uint8_t *request,
+                              size_t request_len,
+                              struct wagi_error **err_out);
 
 /*
  The HTTP status for this error (404, 500, 502, 503, 504; 499 when the client left).

@@ -20,6 +20,25 @@ var world struct {
 	sitesCf string            // the Caddyfile the shared Caddy runs
 }
 
+// unknownImportModule is a minimal WASI command that imports env.nope, which no host
+// provides: (module (import "env" "nope" (func)) (func (export "_start"))).
+var unknownImportModule = []byte{
+	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+	0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type section: () -> ()
+	0x02, 0x0c, 0x01, 0x03, 'e', 'n', 'v', 0x04, 'n', 'o', 'p', 'e', 0x00, 0x00, // import env.nope
+	0x03, 0x02, 0x01, 0x00, // function section: one function of type 0
+	0x07, 0x0a, 0x01, 0x06, '_', 's', 't', 'a', 'r', 't', 0x00, 0x01, // export _start = func 1
+	0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // code: empty body
+}
+
+// withCustomSection appends a custom section, giving a module new bytes (and so a new
+// content hash) with the same behaviour.
+func withCustomSection(module []byte, name string) []byte {
+	payload := append([]byte{byte(len(name))}, name...)
+	out := append([]byte{}, module...)
+	return append(append(out, 0x00, byte(len(payload))), payload...)
+}
+
 // hostSecret is set in Caddy's environment; no guest may see it.
 const hostSecret = "WAGI_TEST_HOST_SECRET=hunter2"
 
@@ -67,7 +86,8 @@ func run(m *testing.M) (int, error) {
 		}
 		world.sites[s.name] = fmt.Sprintf("http://127.0.0.1:%d", port)
 		root := filepath.Join(world.work, "sites", s.name)
-		fmt.Fprintf(&cf, "\nhttp://127.0.0.1:%d {\n\troot * %s\n%s\n}\n", port, root, s.body)
+		body := strings.ReplaceAll(s.body, "$SITES", filepath.Join(world.work, "sites"))
+		fmt.Fprintf(&cf, "\nhttp://127.0.0.1:%d {\n\troot * %s\n%s\n}\n", port, root, body)
 	}
 	world.sitesCf = cf.String()
 	world.proc, err = startCaddy(world.caddy, world.work, world.sitesCf, fmt.Sprintf("127.0.0.1:%d", admin), hostSecret)
@@ -88,6 +108,15 @@ var sharedSites = []struct{ name, body string }{
 	{"probe", "\twagi {\n\t\tenv APP_MODE test\n\t\tenv CLIENT_HOST {http.request.remote.host}\n\t}\n\tfile_server"},
 	{"gowagi", "\twagi {\n\t\tindex index.php\n\t\tsplit .php\n\t}\n\tfile_server"},
 	{"fixed", "\twagi /api/* ./probe.wasm\n\tfile_server"},
+	{"limits", "\twagi {\n\t\ttimeout 1s\n\t\tmemory 64MiB\n\t\tmax_body 1MiB\n\t}"},
+	{"reload", "\twagi"},
+	{"broken", "\twagi"},
+	{"missing", "\twagi /api/* ./nothere.wasm"},
+	{"idle", "\twagi {\n\t\tkeepalive 1s\n\t}"},
+	{"single", "\twagi {\n\t\tmax_wait 2m\n\t}"},
+	{"mounts", "\twagi {\n\t\tmount $SITES/mountdata /data rw\n\t}"},
+	{"warm", "\twagi {\n\t\troot $SITES/warm\n\t\tprecompile\n\t}"},
+	{"busy", "\twagi {\n\t\tmax_instances 1\n\t\tmax_wait 300ms\n\t}"},
 }
 
 // layoutSites writes each site's files.
@@ -100,12 +129,21 @@ func layoutSites(dir string) error {
 		"gowagi/index.php":     world.hello,
 		"gowagi/other.wasm":    world.probe,
 		"fixed/probe.wasm":     world.probe,
+		"limits/index.wasm":    world.probe,
+		"reload/index.wasm":    world.hello,
+		"broken/index.wasm":    world.probe,
+		"idle/index.wasm":      world.probe,
+		"mounts/index.wasm":    world.probe,
+		"busy/index.wasm":      world.probe,
 	}
 	texts := map[string]string{
 		"probe/hello.txt":       "static hello\n",
 		"probe/data/inside.txt": "inside the root\n",
 		"gowagi/style.css":      "body{}\n",
 		"fixed/static.txt":      "static fixed\n",
+		"broken/notwasm.wasm":   "this is not wasm\n",
+		"broken/import.wasm":    string(unknownImportModule),
+		"mountdata/.keep":       "",
 	}
 	for name, from := range files {
 		b, err := os.ReadFile(from)
@@ -114,6 +152,13 @@ func layoutSites(dir string) error {
 		}
 		texts[name] = string(b)
 	}
+	probe, err := os.ReadFile(world.probe)
+	if err != nil {
+		return err
+	}
+	// A probe no other site has: its first requests must compile it.
+	texts["single/index.wasm"] = string(withCustomSection(probe, "wagi-test-single"))
+	texts["warm/api/other.wasm"] = string(withCustomSection(probe, "wagi-test-warm"))
 	for name, content := range texts {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -122,6 +167,9 @@ func layoutSites(dir string) error {
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			return err
 		}
+	}
+	if err := os.Symlink("/etc", filepath.Join(dir, "mounts", "escape")); err != nil {
+		return err
 	}
 	return nil
 }

@@ -81,8 +81,15 @@ func wagiGoWriteBody(ctx C.uint64_t, data *C.uint8_t, n C.size_t, flush C.bool) 
 //export wagiGoLog
 func wagiGoLog(ctx C.uint64_t, level C.uint8_t, msg *C.uint8_t, n C.size_t) {
 	defer func() { _ = recover() }()
+	text := C.GoStringN((*C.char)(unsafe.Pointer(msg)), C.int(n))
+	if ctx == 0 {
+		if log := engineLog.Load(); log != nil {
+			(*log)(LogLevel(level), text)
+		}
+		return
+	}
 	if ex := lookup(uint64(ctx)); ex != nil {
-		ex.Log(LogLevel(level), C.GoStringN((*C.char)(unsafe.Pointer(msg)), C.int(n)))
+		ex.Log(LogLevel(level), text)
 	}
 }
 

@@ -3,15 +3,23 @@ package engine
 /*
 #include "wagi.h"
 extern const wagi_host wagi_go_host;
+extern void wagiGoLog(uint64_t ctx, uint8_t level, uint8_t *msg, size_t len);
+static void wagi_set_engine_log(wagi_engine_config *c) {
+	c->log = (void (*)(uint64_t, uint8_t, const uint8_t *, size_t))wagiGoLog;
+}
 */
 import "C"
 
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
+
+// engineLog receives engine-level log lines (ctx 0 in wagiGoLog).
+var engineLog atomic.Pointer[func(LogLevel, string)]
 
 // Config holds the settings fixed for an engine's life.
 type Config struct {
@@ -19,6 +27,9 @@ type Config struct {
 	Slots int
 	// MemoryCeiling is the largest linear memory any guest may have, in bytes (0: 4 GiB).
 	MemoryCeiling uint64
+	// Log receives what the engine logs outside requests (idle modules dropped, modules
+	// prepared). It is called from the engine's own threads.
+	Log func(level LogLevel, msg string)
 }
 
 // Engine is a loaded Rust engine: module cache, instance pool, time limits.
@@ -47,6 +58,10 @@ func New(cfg Config) (*Engine, error) {
 	c := C.wagi_engine_config{
 		instance_slots:       C.uint32_t(cfg.Slots),
 		memory_ceiling_bytes: C.uint64_t(cfg.MemoryCeiling),
+	}
+	if cfg.Log != nil {
+		engineLog.Store(&cfg.Log)
+		C.wagi_set_engine_log(&c)
 	}
 	var ptr *C.wagi_engine
 	var cerr *C.wagi_error
@@ -81,6 +96,19 @@ func (e *Engine) Handle(ctx context.Context, rec *Record, ex Exchange, maxWait t
 	res := C.wagi_handle(e.ptr, (*C.uint8_t)(unsafe.Pointer(&rec.buf[0])), C.size_t(len(rec.buf)),
 		&C.wagi_go_host, C.uint64_t(id), &cerr)
 	if res == C.WAGI_OK {
+		return nil
+	}
+	return takeError(cerr)
+}
+
+// Prepare loads the module named in rec (FieldModulePath, with FieldCacheDir and
+// FieldKeepaliveMs) without running it, so its first request does not wait for a compile.
+func (e *Engine) Prepare(rec *Record) *Error {
+	if len(rec.buf) == 0 {
+		return &Error{Status: 500, Kind: "internal", Message: "empty request record"}
+	}
+	var cerr *C.wagi_error
+	if C.wagi_prepare(e.ptr, (*C.uint8_t)(unsafe.Pointer(&rec.buf[0])), C.size_t(len(rec.buf)), &cerr) == C.WAGI_OK {
 		return nil
 	}
 	return takeError(cerr)

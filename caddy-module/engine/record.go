@@ -35,6 +35,8 @@ const (
 	FieldMountRW        Field = C.WAGI_FIELD_MOUNT_RW
 	FieldTimeoutMs      Field = C.WAGI_FIELD_TIMEOUT_MS
 	FieldMemoryBytes    Field = C.WAGI_FIELD_MEMORY_BYTES
+	FieldCacheDir       Field = C.WAGI_FIELD_CACHE_DIR
+	FieldKeepaliveMs    Field = C.WAGI_FIELD_KEEPALIVE_MS
 )
 
 // Record is a request record under construction: tagged fields of length-prefixed strings,

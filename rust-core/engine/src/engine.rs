@@ -1,23 +1,33 @@
 //! The process-wide engine: one wasmtime engine with a pooling allocator, the WASI linker,
-//! the module cache and the epoch ticker that enforces time limits.
+//! the module cache, and a housekeeping thread that advances the epoch (time limits) and
+//! drops idle modules.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::{Config, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
 use crate::failure::{Failure, FailureKind};
 use crate::guest::GuestState;
-use crate::module_cache::ModuleCache;
+use crate::host::LogLevel;
+use crate::module_cache::{CacheOptions, LoadEvent, LoadedModule, ModuleCache};
+use crate::request::CacheSettings;
 
 /// How often the epoch advances; a timeout fires within one tick of its deadline, and a
 /// vanished client is noticed within one tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// How often idle modules are looked for.
+const SWEEP_EVERY: Duration = Duration::from_millis(500);
+
 /// Tables in Go modules start at about their function count, far over wasmtime's default.
 const TABLE_ELEMENTS: usize = 1 << 18;
+
+/// Where the engine logs what happens outside any request (idle modules dropped).
+pub type EngineLog = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
 
 /// Settings fixed for the life of an engine.
 #[derive(Clone, Copy, Debug)]
@@ -40,12 +50,12 @@ impl Default for EngineConfig {
 pub struct Engine {
     pub(crate) engine: wasmtime::Engine,
     pub(crate) linker: Linker<GuestState>,
-    pub(crate) modules: ModuleCache,
-    ticker: EpochTicker,
+    pub(crate) modules: Arc<ModuleCache>,
+    housekeeper: Housekeeper,
 }
 
 impl Engine {
-    pub fn new(config: EngineConfig) -> Result<Self, Failure> {
+    pub fn new(config: EngineConfig, log: Option<EngineLog>) -> Result<Self, Failure> {
         let internal = |e: wasmtime::Error| {
             Failure::new(
                 FailureKind::Internal,
@@ -69,42 +79,92 @@ impl Engine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut GuestState| &mut s.wasi)
             .map_err(internal)?;
-        let ticker = EpochTicker::start(engine.clone());
+        let modules = Arc::new(ModuleCache::default());
+        let housekeeper = Housekeeper::start(engine.clone(), modules.clone(), log);
         Ok(Engine {
             engine,
             linker,
-            modules: ModuleCache::default(),
-            ticker,
+            modules,
+            housekeeper,
         })
+    }
+
+    /// Loads (compiles, or reads from the disk cache) the module at `path` without running
+    /// it, so a first request does not wait. Returns what was done, if anything.
+    pub fn prepare(&self, path: &Path, cache: &CacheSettings) -> Result<Option<String>, Failure> {
+        let (_, event) = self.module(path, cache)?;
+        Ok(event.map(|e| describe(&e)))
+    }
+
+    /// How many modules are loaded.
+    pub fn loaded_modules(&self) -> usize {
+        self.modules.len()
+    }
+
+    pub(crate) fn module(
+        &self,
+        path: &Path,
+        cache: &CacheSettings,
+    ) -> Result<(Arc<LoadedModule>, Option<LoadEvent>), Failure> {
+        let opts = CacheOptions {
+            cache_dir: cache.cache_dir.as_deref(),
+            keepalive: cache.keepalive,
+        };
+        self.modules.get(path, &self.linker, opts)
+    }
+}
+
+/// A log line for a load event.
+pub(crate) fn describe(event: &LoadEvent) -> String {
+    match event {
+        LoadEvent::Loaded { source, took } => format!(
+            "module ready from {} in {:.1} ms",
+            source.name(),
+            took.as_secs_f64() * 1e3
+        ),
+        LoadEvent::KeptPrevious(f) => {
+            format!("new module version failed to load; serving the previous one: {f}")
+        }
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        self.ticker.stop();
+        self.housekeeper.stop();
     }
 }
 
-/// A thread that advances the engine's epoch every [`EPOCH_TICK`].
-struct EpochTicker {
+/// A thread that advances the engine's epoch every [`EPOCH_TICK`] and drops idle modules.
+struct Housekeeper {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl EpochTicker {
-    fn start(engine: wasmtime::Engine) -> Self {
+impl Housekeeper {
+    fn start(engine: wasmtime::Engine, modules: Arc<ModuleCache>, log: Option<EngineLog>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
-            .name("wagi-epoch".into())
+            .name("wagi-housekeeper".into())
             .spawn(move || {
+                let mut last_sweep = Instant::now();
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
                     engine.increment_epoch();
+                    let now = Instant::now();
+                    if now.duration_since(last_sweep) >= SWEEP_EVERY {
+                        last_sweep = now;
+                        for path in modules.sweep(now) {
+                            if let Some(log) = &log {
+                                let msg = format!("dropped idle module {}", path.display());
+                                log(LogLevel::Info, &msg);
+                            }
+                        }
+                    }
                 }
             })
             .ok();
-        EpochTicker { stop, thread }
+        Housekeeper { stop, thread }
     }
 
     fn stop(&mut self) {

@@ -6,6 +6,7 @@
 mod cgi_env;
 mod cgi_output;
 pub mod cgi_response;
+mod compile;
 mod engine;
 mod failure;
 mod guest;
@@ -17,7 +18,7 @@ mod run;
 mod stdio;
 
 pub use cgi_response::ResponseHead;
-pub use engine::{Engine, EngineConfig, EPOCH_TICK};
+pub use engine::{Engine, EngineConfig, EngineLog, EPOCH_TICK};
 pub use failure::{Failure, FailureKind};
 pub use host::{ClientGone, Host, LogLevel};
-pub use request::{HttpFacts, Limits, Mount, RunSpec, ScriptFacts};
+pub use request::{CacheSettings, HttpFacts, Limits, Mount, RunSpec, ScriptFacts};

@@ -1,17 +1,23 @@
 //! Compiled modules, keyed by path and checked against the file's identity on every use, so
-//! replacing a file takes effect on the next request. Compiles are single-flight: concurrent
-//! first requests for one version wait for one compile.
+//! replacing a file takes effect on the next request while requests already running keep
+//! the version they started with.
+//!
+//! - Loads are single-flight: concurrent requests for one new version wait for one load.
+//! - A new version that fails to load (say, a file still being copied) does not take the
+//!   site down: requests keep the last version that loaded, with a warning.
+//! - Modules unused for their keepalive are dropped by [`ModuleCache::sweep`].
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use wasmtime::{InstancePre, Linker, Module};
+use wasmtime::{InstancePre, Linker};
 
+use crate::compile::{self, Source};
 use crate::failure::{Failure, FailureKind};
 use crate::guest::GuestState;
 
@@ -40,86 +46,159 @@ pub struct LoadedModule {
     pub pre: InstancePre<GuestState>,
 }
 
-/// How a module became ready, for the log.
-pub struct LoadReport {
-    pub compiled_in: Option<Duration>,
+/// What [`ModuleCache::get`] did beyond a cache hit, for the log.
+pub enum LoadEvent {
+    /// This call loaded the module.
+    Loaded { source: Source, took: Duration },
+    /// This call found the new version broken and kept serving the previous one.
+    KeptPrevious(Failure),
 }
 
-struct Slot {
+/// Per-path options that come with each request.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheOptions<'a> {
+    pub cache_dir: Option<&'a Path>,
+    pub keepalive: Duration,
+}
+
+/// One version of one file; `module` is filled once, by the first request that needs it.
+struct Version {
     identity: FileIdentity,
     module: OnceLock<Result<Arc<LoadedModule>, Failure>>,
 }
 
+struct Entry {
+    latest: Arc<Version>,
+    last_good: Option<Arc<LoadedModule>>,
+    last_used: Instant,
+    keepalive: Duration,
+}
+
 #[derive(Default)]
 pub struct ModuleCache {
-    slots: Mutex<HashMap<PathBuf, Arc<Slot>>>,
+    entries: Mutex<HashMap<PathBuf, Entry>>,
 }
 
 impl ModuleCache {
-    /// Returns the module at `path`, compiling it if this version of the file is new.
+    fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns the module at `path`, loading it if this version of the file is new.
     pub fn get(
         &self,
         path: &Path,
         linker: &Linker<GuestState>,
-    ) -> Result<(Arc<LoadedModule>, LoadReport), Failure> {
-        let not_found = |e: std::io::Error| {
-            let kind = match e.kind() {
-                std::io::ErrorKind::NotFound => FailureKind::NotFound,
-                _ => FailureKind::BadModule,
-            };
-            Failure::new(kind, format!("cannot open module: {e}"))
+        opts: CacheOptions<'_>,
+    ) -> Result<(Arc<LoadedModule>, Option<LoadEvent>), Failure> {
+        let (mut file, identity) = match open(path) {
+            Ok(opened) => opened,
+            Err(f) => {
+                if f.kind == FailureKind::NotFound {
+                    self.lock().remove(path);
+                }
+                return Err(f);
+            }
         };
-        // Identity and bytes come from one open file, so they always describe one version.
-        let mut file = File::open(path).map_err(not_found)?;
-        let meta = file.metadata().map_err(not_found)?;
-        if !meta.is_file() {
-            return Err(Failure::new(FailureKind::NotFound, "module is not a file"));
-        }
-        let identity = FileIdentity::of(&meta);
-        let slot = self.slot(path, identity);
-        let mut compiled_in = None;
-        let module = slot.module.get_or_init(|| {
-            let started = Instant::now();
-            let result = compile(&mut file, linker);
-            compiled_in = Some(started.elapsed());
-            result
-        });
-        module.clone().map(|m| (m, LoadReport { compiled_in }))
-    }
-
-    fn slot(&self, path: &Path, identity: FileIdentity) -> Arc<Slot> {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        match slots.get(path) {
-            Some(slot) if slot.identity == identity => slot.clone(),
-            _ => {
-                let slot = Arc::new(Slot {
-                    identity,
-                    module: OnceLock::new(),
+        let version = self.version(path, identity, opts.keepalive);
+        let mut event = None;
+        let mut attempted = false;
+        let result = version.module.get_or_init(|| {
+            attempted = true;
+            let loaded =
+                read_all(&mut file).and_then(|bytes| compile::load(&bytes, linker, opts.cache_dir));
+            loaded.map(|l| {
+                event = Some(LoadEvent::Loaded {
+                    source: l.source,
+                    took: l.took,
                 });
-                slots.insert(path.to_path_buf(), slot.clone());
-                slot
+                l.module
+            })
+        });
+        match result {
+            Ok(module) => {
+                if let Some(entry) = self.lock().get_mut(path) {
+                    entry.last_good = Some(module.clone());
+                }
+                Ok((module.clone(), event))
+            }
+            Err(failure) => {
+                let previous = self.lock().get(path).and_then(|e| e.last_good.clone());
+                match previous {
+                    Some(module) if failure.kind == FailureKind::BadModule => {
+                        let event = attempted.then(|| LoadEvent::KeptPrevious(failure.clone()));
+                        Ok((module, event))
+                    }
+                    _ => Err(failure.clone()),
+                }
             }
         }
     }
+
+    /// The entry's version for `identity`, made current if it is new.
+    fn version(&self, path: &Path, identity: FileIdentity, keepalive: Duration) -> Arc<Version> {
+        let mut entries = self.lock();
+        let fresh = || {
+            Arc::new(Version {
+                identity,
+                module: OnceLock::new(),
+            })
+        };
+        let entry = entries.entry(path.to_path_buf()).or_insert_with(|| Entry {
+            latest: fresh(),
+            last_good: None,
+            last_used: Instant::now(),
+            keepalive,
+        });
+        if entry.latest.identity != identity {
+            entry.latest = fresh();
+        }
+        entry.last_used = Instant::now();
+        entry.keepalive = keepalive;
+        entry.latest.clone()
+    }
+
+    /// Drops modules unused for longer than their keepalive; returns their paths. Requests
+    /// still running keep their own reference until they finish.
+    pub fn sweep(&self, now: Instant) -> Vec<PathBuf> {
+        let mut dropped = Vec::new();
+        self.lock().retain(|path, e| {
+            let keep = now.saturating_duration_since(e.last_used) < e.keepalive;
+            if !keep {
+                dropped.push(path.clone());
+            }
+            keep
+        });
+        dropped
+    }
+
+    /// How many modules are held.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
 }
 
-fn compile(file: &mut File, linker: &Linker<GuestState>) -> Result<Arc<LoadedModule>, Failure> {
-    let bad = |what: &str, e: wasmtime::Error| {
-        Failure::new(FailureKind::BadModule, format!("{what}: {e:#}"))
+/// Opens the file and reads its identity from the open handle, so identity and bytes
+/// describe the same version even if the file is replaced meanwhile.
+fn open(path: &Path) -> Result<(File, FileIdentity), Failure> {
+    let fail = |e: std::io::Error| {
+        let kind = match e.kind() {
+            std::io::ErrorKind::NotFound => FailureKind::NotFound,
+            _ => FailureKind::BadModule,
+        };
+        Failure::new(kind, format!("cannot open module: {e}"))
     };
+    let file = File::open(path).map_err(fail)?;
+    let meta = file.metadata().map_err(fail)?;
+    if !meta.is_file() {
+        return Err(Failure::new(FailureKind::NotFound, "module is not a file"));
+    }
+    Ok((file, FileIdentity::of(&meta)))
+}
+
+fn read_all(file: &mut File) -> Result<Vec<u8>, Failure> {
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)
         .map_err(|e| Failure::new(FailureKind::BadModule, format!("cannot read module: {e}")))?;
-    let module =
-        Module::new(linker.engine(), &bytes).map_err(|e| bad("cannot compile module", e))?;
-    if module.get_export("_start").is_none() {
-        return Err(Failure::new(
-            FailureKind::BadModule,
-            "module exports no _start function (not a WASI command)",
-        ));
-    }
-    let pre = linker
-        .instantiate_pre(&module)
-        .map_err(|e| bad("cannot link module", e))?;
-    Ok(Arc::new(LoadedModule { pre }))
+    Ok(bytes)
 }

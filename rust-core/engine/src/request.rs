@@ -61,6 +61,24 @@ impl Default for Limits {
     }
 }
 
+/// How the engine keeps the module's compiled code.
+#[derive(Clone, Debug)]
+pub struct CacheSettings {
+    /// Directory for precompiled code; `None` compiles in memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// How long an unused module stays loaded.
+    pub keepalive: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            cache_dir: None,
+            keepalive: Duration::from_secs(600),
+        }
+    }
+}
+
 /// Everything needed to run one request.
 #[derive(Clone, Debug, Default)]
 pub struct RunSpec {
@@ -72,4 +90,5 @@ pub struct RunSpec {
     pub env: Vec<(String, String)>,
     pub mounts: Vec<Mount>,
     pub limits: Limits,
+    pub cache: CacheSettings,
 }

@@ -9,11 +9,12 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use crate::cgi_env;
 use crate::cgi_output::CgiOutput;
-use crate::engine::Engine;
+use crate::engine::{describe, Engine};
 use crate::failure::{Failure, FailureKind};
 use crate::guest::GuestState;
 use crate::host::{Host, LogLevel};
 use crate::limiter::GuestLimiter;
+use crate::module_cache::LoadEvent;
 use crate::request::RunSpec;
 use crate::stdio::{GuestStderr, GuestStdin, GuestStdout};
 
@@ -23,12 +24,13 @@ impl Engine {
     /// On `Err`, the caller answers with the failure's status if no head was sent yet
     /// (`host.send_head` not called), and aborts the response otherwise.
     pub fn handle(&self, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(), Failure> {
-        let (module, report) = self.modules.get(&spec.module_path, &self.linker)?;
-        if let Some(took) = report.compiled_in {
-            host.log(
-                LogLevel::Info,
-                &format!("compiled module in {:.1} ms", took.as_secs_f64() * 1e3),
-            );
+        let (module, event) = self.module(&spec.module_path, &spec.cache)?;
+        if let Some(event) = &event {
+            let level = match event {
+                LoadEvent::Loaded { .. } => LogLevel::Info,
+                LoadEvent::KeptPrevious(_) => LogLevel::Warn,
+            };
+            host.log(level, &describe(event));
         }
 
         let output = Arc::new(Mutex::new(CgiOutput::new(host.clone())));

@@ -95,10 +95,13 @@ impl Fixture {
             std::thread::current().id()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let engine = Engine::new(EngineConfig {
-            instance_slots: 8,
-            memory_ceiling: 1 << 30,
-        })
+        let engine = Engine::new(
+            EngineConfig {
+                instance_slots: 8,
+                memory_ceiling: 1 << 30,
+            },
+            None,
+        )
         .unwrap();
         Fixture { engine, dir }
     }
@@ -287,4 +290,84 @@ fn configured_env_reaches_the_guest() {
     let m = f.module("env.wasm", &source);
     let (result, _) = f.run(m, b"", |s| s.env.push(("A".into(), "1".into())));
     result.unwrap();
+}
+
+fn logs(host: &MemoryHost) -> Vec<String> {
+    host.out
+        .lock()
+        .unwrap()
+        .logs
+        .iter()
+        .map(|(_, m)| m.clone())
+        .collect()
+}
+
+#[test]
+fn precompiled_code_is_reused_from_disk_by_a_new_engine() {
+    let f = Fixture::new();
+    let cache = f.dir.join("cache");
+    let m = f.module("cached.wasm", &write_out("Content-Type: a/b\n\ncached"));
+    let with_cache = |s: &mut RunSpec| s.cache.cache_dir = Some(cache.clone());
+    let (r1, h1) = f.run(m.clone(), b"", with_cache);
+    r1.unwrap();
+    assert!(logs(&h1)
+        .iter()
+        .any(|l| l.starts_with("module ready from compiled")));
+
+    // A second engine, as after a restart, with the same cache directory.
+    let g = Fixture {
+        engine: Engine::new(EngineConfig::default(), None).unwrap(),
+        dir: f.dir.join("second"),
+    };
+    let (r2, h2) = g.run(m, b"", with_cache);
+    r2.unwrap();
+    assert!(
+        logs(&h2)
+            .iter()
+            .any(|l| l.starts_with("module ready from disk cache")),
+        "{:?}",
+        logs(&h2)
+    );
+    assert_eq!(h2.out.lock().unwrap().body, b"cached");
+}
+
+#[test]
+fn a_broken_new_version_keeps_the_previous_one_serving() {
+    let f = Fixture::new();
+    let m = f.module("flaky.wasm", &write_out("Content-Type: a/b\n\ngood"));
+    let (r1, _) = f.run(m.clone(), b"", |_| {});
+    r1.unwrap();
+    f.module(
+        "flaky.wasm",
+        "(module (func (export \"_start\") half-written",
+    );
+    let (r2, h2) = f.run(m.clone(), b"", |_| {});
+    r2.unwrap();
+    assert_eq!(h2.out.lock().unwrap().body, b"good");
+    assert!(logs(&h2)
+        .iter()
+        .any(|l| l.contains("serving the previous one")));
+    // Only the request that tried the broken version logs it.
+    let (r3, h3) = f.run(m, b"", |_| {});
+    r3.unwrap();
+    assert!(logs(&h3).is_empty(), "{:?}", logs(&h3));
+
+    // Without an earlier good version, the failure stands.
+    let fresh = f.module("fresh.wasm", "(module (func (export \"_start\") half");
+    let (r4, _) = f.run(fresh, b"", |_| {});
+    assert_eq!(r4.unwrap_err().kind, FailureKind::BadModule);
+}
+
+#[test]
+fn idle_modules_are_dropped_after_keepalive() {
+    let f = Fixture::new();
+    let m = f.module("idle.wasm", &write_out("Content-Type: a/b\n\nidle"));
+    let (r, _) = f.run(m, b"", |s| s.cache.keepalive = Duration::from_millis(50));
+    r.unwrap();
+    assert_eq!(f.engine.loaded_modules(), 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f.engine.loaded_modules() > 0 {
+        assert!(Instant::now() < deadline, "module still loaded after 10s");
+        std::thread::sleep(Duration::from_millis(20)); // polling, bounded by the deadline
+    }
 }

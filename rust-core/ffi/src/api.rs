@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use wagi_core::{Engine, EngineConfig, Failure, FailureKind};
+use wagi_core::{Engine, EngineConfig, Failure, FailureKind, LogLevel};
 
 use crate::error::{wagi_error, wagi_result};
 use crate::guard::guard;
@@ -13,7 +13,11 @@ use crate::request::decode;
 /// requests of a process; thread-safe.
 pub struct wagi_engine {
     engine: Engine,
+    log: Option<EngineLogFn>,
 }
+
+/// Logs a line that belongs to no request; `ctx` is always 0.
+pub type EngineLogFn = unsafe extern "C" fn(ctx: u64, level: u8, msg: *const u8, len: usize);
 
 /// Settings fixed for the life of an engine. Zero means "use the default".
 #[repr(C)]
@@ -24,6 +28,18 @@ pub struct wagi_engine_config {
     pub instance_slots: u32,
     /// Largest linear memory any guest may have, in bytes (default 4 GiB).
     pub memory_ceiling_bytes: u64,
+    /// Where the engine logs events outside requests (idle modules dropped, modules
+    /// prepared by `wagi_prepare`), with `ctx` 0 and the levels of `wagi_host.log`. May be
+    /// null. Called from the engine's own thread.
+    pub log: Option<unsafe extern "C" fn(ctx: u64, level: u8, msg: *const u8, len: usize)>,
+}
+
+/// Wraps the C log function for the engine's housekeeping thread.
+fn engine_log(f: EngineLogFn) -> wagi_core::EngineLog {
+    Arc::new(move |level: LogLevel, msg: &str| {
+        // SAFETY: the server registered `f` for the engine's lifetime; msg is valid for len.
+        unsafe { f(0, level as u8, msg.as_ptr(), msg.len()) }
+    })
 }
 
 fn internal(message: &str) -> Failure {
@@ -47,6 +63,7 @@ pub unsafe extern "C" fn wagi_engine_new(
                 .as_mut()
                 .ok_or_else(|| internal("engine_out is null"))?;
             let mut settings = EngineConfig::default();
+            let log = config.as_ref().and_then(|c| c.log);
             if let Some(c) = config.as_ref() {
                 if c.instance_slots != 0 {
                     settings.instance_slots = c.instance_slots;
@@ -55,8 +72,8 @@ pub unsafe extern "C" fn wagi_engine_new(
                     settings.memory_ceiling = c.memory_ceiling_bytes;
                 }
             }
-            let engine = Engine::new(settings)?;
-            *engine_out = Box::into_raw(Box::new(wagi_engine { engine }));
+            let engine = Engine::new(settings, log.map(engine_log))?;
+            *engine_out = Box::into_raw(Box::new(wagi_engine { engine, log }));
             Ok(())
         })
     }
@@ -111,6 +128,37 @@ pub unsafe extern "C" fn wagi_handle(
             let record = std::slice::from_raw_parts(request, request_len);
             let spec = decode(record)?;
             engine.engine.handle(&spec, Arc::new(host))
+        })
+    }
+}
+
+/// Loads the module named by the request record's `WAGI_FIELD_MODULE_PATH` into the cache
+/// (compiling it, or reading it from `WAGI_FIELD_CACHE_DIR`) without running it, and logs
+/// what it did through the engine's log. For warming up before the first request.
+///
+/// # Safety
+/// As for `wagi_handle`.
+#[no_mangle]
+pub unsafe extern "C" fn wagi_prepare(
+    engine: *const wagi_engine,
+    request: *const u8,
+    request_len: usize,
+    err_out: *mut *mut wagi_error,
+) -> wagi_result {
+    // SAFETY: the caller guarantees the pointers' validity.
+    unsafe {
+        guard(err_out, || {
+            let engine = engine.as_ref().ok_or_else(|| internal("engine is null"))?;
+            if request.is_null() {
+                return Err(internal("request is null"));
+            }
+            let spec = decode(std::slice::from_raw_parts(request, request_len))?;
+            let done = engine.engine.prepare(&spec.module_path, &spec.cache)?;
+            if let (Some(what), Some(log)) = (done, engine.log) {
+                let msg = format!("{what}: {}", spec.module_path.display());
+                log(0, LogLevel::Info as u8, msg.as_ptr(), msg.len());
+            }
+            Ok(())
         })
     }
 }

@@ -47,12 +47,16 @@ pub enum wagi_field {
     WAGI_FIELD_TIMEOUT_MS = 19,
     /// Decimal bytes.
     WAGI_FIELD_MEMORY_BYTES = 20,
+    /// Directory for precompiled code; absent: compile in memory only.
+    WAGI_FIELD_CACHE_DIR = 21,
+    /// Decimal milliseconds an unused module stays loaded.
+    WAGI_FIELD_KEEPALIVE_MS = 22,
 }
 
 impl wagi_field {
     fn from_u8(tag: u8) -> Option<Self> {
         use wagi_field::*;
-        const ALL: [wagi_field; 20] = [
+        const ALL: [wagi_field; 22] = [
             WAGI_FIELD_MODULE_PATH,
             WAGI_FIELD_METHOD,
             WAGI_FIELD_REQUEST_URI,
@@ -73,6 +77,8 @@ impl wagi_field {
             WAGI_FIELD_MOUNT_RW,
             WAGI_FIELD_TIMEOUT_MS,
             WAGI_FIELD_MEMORY_BYTES,
+            WAGI_FIELD_CACHE_DIR,
+            WAGI_FIELD_KEEPALIVE_MS,
         ];
         ALL.into_iter().find(|f| *f as u8 == tag)
     }
@@ -158,6 +164,8 @@ pub(crate) fn decode(record: &[u8]) -> Result<RunSpec, Failure> {
             }
             WAGI_FIELD_TIMEOUT_MS => spec.limits.timeout = Duration::from_millis(r.number()?),
             WAGI_FIELD_MEMORY_BYTES => spec.limits.memory_bytes = r.number()?,
+            WAGI_FIELD_CACHE_DIR => spec.cache.cache_dir = Some(PathBuf::from(r.string()?)),
+            WAGI_FIELD_KEEPALIVE_MS => spec.cache.keepalive = Duration::from_millis(r.number()?),
         }
     }
     if spec.module_path.as_os_str().is_empty() {

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 func main() {
@@ -31,6 +32,8 @@ func raw(query string) bool {
 		os.Stdout.WriteString("Location: /elsewhere\r\n\r\n")
 	case "do=raw-lf":
 		os.Stdout.WriteString("Content-Type: text/plain\nX-Raw: lf\n\nraw body")
+	case "do=raw-garbage":
+		os.Stdout.WriteString("this is not a CGI header\n\nbody")
 	default:
 		return false
 	}
@@ -97,6 +100,41 @@ func serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Write(data)
+	case "loop":
+		for n := 0; ; n++ {
+			if n < 0 {
+				break
+			}
+		}
+	case "alloc":
+		mb, _ := strconv.Atoi(q.Get("mb"))
+		var keep [][]byte
+		for i := 0; i < mb; i++ {
+			b := make([]byte, 1<<20)
+			for j := range b {
+				b[j] = byte(j)
+			}
+			keep = append(keep, b)
+		}
+		fmt.Fprintln(w, "allocated", len(keep))
+	case "panic":
+		panic("probe panics on purpose")
+	case "big-then-panic":
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(make([]byte, 1<<20))
+		w.(http.Flusher).Flush()
+		panic("probe panics after its head")
+	case "sleep":
+		ms, _ := strconv.Atoi(q.Get("ms"))
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		fmt.Fprintln(w, "slept")
+	case "write":
+		if err := os.WriteFile(q.Get("path"), []byte(q.Get("text")), 0o644); err != nil {
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprintln(w, "error:", err)
+			return
+		}
+		fmt.Fprintln(w, "written")
 	case "stderr":
 		fmt.Fprintln(os.Stderr, "probe says", q.Get("msg"))
 		fmt.Fprintln(w, "logged")

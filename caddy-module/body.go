@@ -1,0 +1,44 @@
+package wagi
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+// checkBody enforces MaxBody before the guest runs. A body of known length over the limit
+// is refused unread. A body of unknown length (chunked) is read here, counted as it
+// arrives and refused as soon as it passes the limit; otherwise it is handed to the guest
+// with its length, since a CGI program reads exactly CONTENT_LENGTH bytes of stdin and a
+// chunked body would reach it as empty.
+func (h *Handler) checkBody(w http.ResponseWriter, r *http.Request, s script) error {
+	if r.ContentLength > h.MaxBody {
+		return h.bodyTooLarge(w, s)
+	}
+	if r.ContentLength >= 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	var buf bytes.Buffer
+	n, err := io.Copy(&buf, io.LimitReader(r.Body, h.MaxBody+1))
+	if err != nil {
+		return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("wagi: reading request body: %w", err))
+	}
+	if n > h.MaxBody {
+		return h.bodyTooLarge(w, s)
+	}
+	r.Body = io.NopCloser(&buf)
+	r.ContentLength = n
+	return nil
+}
+
+// bodyTooLarge answers 413 and closes the connection, since the rest of the body is
+// still on its way.
+func (h *Handler) bodyTooLarge(w http.ResponseWriter, s script) error {
+	h.logger.Warn("request body over max_body", zap.String("module", s.filename), zap.Int64("max_body", h.MaxBody))
+	w.Header().Set("Connection", "close")
+	return caddyhttp.Error(http.StatusRequestEntityTooLarge, fmt.Errorf("wagi: request body over max_body %d", h.MaxBody))
+}
