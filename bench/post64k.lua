@@ -1,0 +1,4 @@
+-- wrk script: POST a 64 KiB body (the echo row).
+wrk.method = "POST"
+wrk.body = string.rep("x", 65536)
+wrk.headers["Content-Type"] = "application/octet-stream"

@@ -1,0 +1,68 @@
+"""Turns bench/run's wrk outputs into a table (stdout) and a JSON file in bench/results/."""
+
+import argparse
+import datetime
+import json
+import pathlib
+import re
+
+ROWS = [
+    ("respond", 'Caddy `respond "hello"`'),
+    ("as-cgi", "AssemblyScript CGI guest"),
+    ("go-cgi", "Go example, CGI mode"),
+    ("go-echo-64k", "Go echo, 64 KiB POST"),
+]
+
+
+def to_ms(value: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", value)
+    if not m:
+        raise ValueError(value)
+    n, unit = float(m.group(1)), m.group(2)
+    return {"us": n / 1000, "ms": n, "s": n * 1000}[unit]
+
+
+def parse(text: str) -> dict:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", text, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    sock = re.search(r"Socket errors: (.*)", text)
+    return {
+        "rps": rps,
+        "p50_ms": to_ms(lat["50"]),
+        "p99_ms": to_ms(lat["99"]),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": sock.group(1) if sock else "",
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("work")
+    ap.add_argument("--meta", nargs="*", default=[])
+    args = ap.parse_args()
+    meta = dict(kv.split("=", 1) for kv in args.meta)
+    work = pathlib.Path(args.work)
+    rows = {key: parse((work / f"wrk-{key}.txt").read_text()) for key, _ in ROWS}
+    base = rows["respond"]["rps"]
+
+    print(f"\n{'site':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x respond':>10} {'errors':>7}")
+    for key, label in ROWS:
+        r = rows[key]
+        r["ratio"] = round(r["rps"] / base, 4)
+        print(f"{label:32} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['ratio']:10.3f} {r['non_2xx']:7d}")
+    print(f"\nGo example first request, empty cache:          {float(meta['cold_empty_s']) * 1000:8.1f} ms")
+    print(f"Go example first request, restart + disk cache: {float(meta['cold_cached_s']) * 1000:8.1f} ms")
+    print(f"Caddy peak RSS: {int(meta['peak_rss_kb']) / 1024:.0f} MiB; after modules went idle: {int(meta['idle_rss_kb']) / 1024:.0f} MiB")
+    print(f"({meta['nproc']} cores, {meta['cpu']}; wrk -t{meta['threads']} -c{meta['connections']} -d{meta['duration']})")
+
+    out = pathlib.Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = out / f"{stamp}.json"
+    path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
