@@ -8,6 +8,9 @@ need_xcaddy
 
 cargo build --release --locked -p wagi-ffi
 mkdir -p bin
+# Go skips the link when the output's build ID matches, and that ID does not cover the
+# contents of libwagi.a: remove the old binary so a changed Rust library is always linked.
+rm -f bin/caddy
 CGO_ENABLED=1 xcaddy build "$CADDY_VERSION" \
     --output bin/caddy \
     --with "github.com/caddy-wagi/caddy-wagi/caddy-module@v0.0.0-00010101000000-000000000000=$PWD/caddy-module" "$@"
