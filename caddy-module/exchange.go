@@ -49,13 +49,18 @@ func (e *exchange) Read(p []byte) (int, error) {
 
 func (e *exchange) Header() http.Header { return e.w.Header() }
 
-func (e *exchange) WriteHead(status int, flush bool) bool {
+func (e *exchange) WriteHead(status int, body []byte, flush bool) bool {
 	if e.tooLarge {
 		// The guest answers a body it could not read whole: the answer is 413 instead.
 		return false
 	}
 	e.headSent = true
 	e.w.WriteHeader(status)
+	if len(body) > 0 {
+		if _, err := e.w.Write(body); err != nil {
+			return false
+		}
+	}
 	if flush {
 		return e.rc.Flush() == nil
 	}

@@ -150,10 +150,17 @@ typedef struct wagi_host {
    */
   int64_t (*read_body)(uint64_t ctx, uint8_t *buf, size_t len);
   /*
-   Sends the response status and header fields, encoded as `name NUL value NUL` pairs.
-   Returns false if the client is gone.
+   Sends the response status and header fields, encoded as `name NUL value NUL` pairs,
+   then `body_len` bytes of body (possibly none) that came with them. Returns false if
+   the client is gone.
    */
-  bool (*send_head)(uint64_t ctx, uint16_t status, const uint8_t *fields, size_t len, bool flush);
+  bool (*send_head)(uint64_t ctx,
+                    uint16_t status,
+                    const uint8_t *fields,
+                    size_t fields_len,
+                    const uint8_t *body,
+                    size_t body_len,
+                    bool flush);
   /*
    Sends response body bytes. Returns false if the client is gone.
    */

@@ -4,7 +4,7 @@
 #include "wagi.h"
 #include "_cgo_export.h"
 
-typedef bool (*send_head_fn)(uint64_t, uint16_t, const uint8_t *, size_t, bool);
+typedef bool (*send_head_fn)(uint64_t, uint16_t, const uint8_t *, size_t, const uint8_t *, size_t, bool);
 typedef bool (*write_body_fn)(uint64_t, const uint8_t *, size_t, bool);
 typedef void (*log_fn)(uint64_t, uint8_t, const uint8_t *, size_t);
 

@@ -42,7 +42,7 @@ func wagiGoReadBody(ctx C.uint64_t, buf *C.uint8_t, n C.size_t) (count C.int64_t
 }
 
 //export wagiGoSendHead
-func wagiGoSendHead(ctx C.uint64_t, status C.uint16_t, fields *C.uint8_t, n C.size_t, flush C.bool) (ok C.bool) {
+func wagiGoSendHead(ctx C.uint64_t, status C.uint16_t, fields *C.uint8_t, n C.size_t, body *C.uint8_t, bodyLen C.size_t, flush C.bool) (ok C.bool) {
 	defer func() {
 		if recover() != nil {
 			ok = false
@@ -61,7 +61,11 @@ func wagiGoSendHead(ctx C.uint64_t, status C.uint16_t, fields *C.uint8_t, n C.si
 		h.Add(string(name), string(value))
 		rest = afterValue
 	}
-	return C.bool(ex.WriteHead(int(status), bool(flush)))
+	var first []byte
+	if bodyLen > 0 {
+		first = unsafe.Slice((*byte)(unsafe.Pointer(body)), int(bodyLen))
+	}
+	return C.bool(ex.WriteHead(int(status), first, bool(flush)))
 }
 
 //export wagiGoWriteBody

@@ -26,8 +26,9 @@ type Exchange interface {
 	io.Reader
 	// Header is the response header map, filled before WriteHead.
 	Header() http.Header
-	// WriteHead sends the status and Header(); false if the client is gone.
-	WriteHead(status int, flush bool) bool
+	// WriteHead sends the status, Header() and the first body bytes (possibly none; only
+	// valid during the call); false if the client is gone.
+	WriteHead(status int, body []byte, flush bool) bool
 	// WriteBody sends body bytes; false if the client is gone. p is only valid during the call.
 	WriteBody(p []byte, flush bool) bool
 	// Log records a line about the request: guest stderr at LogGuestStderr.

@@ -70,11 +70,10 @@ impl CgiOutput {
         match self.parser.feed(data)? {
             Fed::NeedMore => Ok(()),
             Fed::Head(head, body) => {
-                self.host.send_head(&head, false).map_err(gone)?;
-                if body.is_empty() {
-                    return Ok(());
+                if !body.is_empty() {
+                    self.body_pieces += 1;
                 }
-                self.body(body)
+                self.host.send_head(&head, body, false).map_err(gone)
             }
         }
     }

@@ -56,10 +56,14 @@ pub fn load(
     let started = Instant::now();
     let engine = linker.engine();
     let (module, source) = match cache_dir {
-        None => (
-            Module::new(engine, bytes).map_err(|e| bad("cannot compile module", e))?,
-            Source::Compiled,
-        ),
+        None => {
+            let module = Module::new(engine, bytes);
+            crate::trim::release_free_heap();
+            (
+                module.map_err(|e| bad("cannot compile module", e))?,
+                Source::Compiled,
+            )
+        }
         Some(dir) => through_cache(engine, bytes, dir)?,
     };
     if module.get_export("_start").is_none() {
@@ -96,9 +100,9 @@ fn through_cache(
             }
         }
     }
-    let code = engine
-        .precompile_module(bytes)
-        .map_err(|e| bad("cannot compile module", e))?;
+    let code = engine.precompile_module(bytes);
+    crate::trim::release_free_heap();
+    let code = code.map_err(|e| bad("cannot compile module", e))?;
     if store(&path, &code).is_ok() {
         // SAFETY: as above; the file was just written whole and renamed into place.
         if let Ok(module) = unsafe { Module::deserialize_file(engine, &path) } {

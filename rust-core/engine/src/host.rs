@@ -24,8 +24,10 @@ pub struct ClientGone;
 pub trait Host: Send + Sync {
     /// Reads request body bytes into `buf`; `Ok(0)` is the end of the body.
     fn read_body(&self, buf: &mut [u8]) -> std::io::Result<usize>;
-    /// Sends the status and header fields; `flush` asks for them to reach the client now.
-    fn send_head(&self, head: &ResponseHead, flush: bool) -> Result<(), ClientGone>;
+    /// Sends the status and header fields, and the first body bytes when the guest wrote
+    /// them together (one crossing instead of two); `flush` asks for all of it to reach the
+    /// client now.
+    fn send_head(&self, head: &ResponseHead, body: &[u8], flush: bool) -> Result<(), ClientGone>;
     /// Sends body bytes; `flush` asks for everything so far to reach the client now.
     fn write_body(&self, data: &[u8], flush: bool) -> Result<(), ClientGone>;
     /// Logs a line about this request (the host adds the module's path).

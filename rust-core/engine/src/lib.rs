@@ -16,6 +16,7 @@ mod module_cache;
 mod request;
 mod run;
 mod stdio;
+mod trim;
 
 pub use cgi_response::ResponseHead;
 pub use engine::{Engine, EngineConfig, EngineLog, EPOCH_TICK};

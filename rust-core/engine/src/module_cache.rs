@@ -91,8 +91,9 @@ impl ModuleCache {
         linker: &Linker<GuestState>,
         opts: CacheOptions<'_>,
     ) -> Result<(Arc<LoadedModule>, Option<LoadEvent>), Failure> {
-        let (mut file, identity) = match open(path) {
-            Ok(opened) => opened,
+        // One stat per request; the file is opened only to load a new version.
+        let identity = match identify(path) {
+            Ok(identity) => identity,
             Err(f) => {
                 if f.kind == FailureKind::NotFound {
                     self.lock().remove(path);
@@ -105,8 +106,10 @@ impl ModuleCache {
         let mut attempted = false;
         let result = version.module.get_or_init(|| {
             attempted = true;
+            // If the file changed again since the stat, these bytes are newer than
+            // `identity`; the next request's stat sees that and loads them again.
             let loaded =
-                read_all(&mut file).and_then(|bytes| compile::load(&bytes, linker, opts.cache_dir));
+                read_all(path).and_then(|bytes| compile::load(&bytes, linker, opts.cache_dir));
             loaded.map(|l| {
                 event = Some(LoadEvent::Loaded {
                     source: l.source,
@@ -178,27 +181,27 @@ impl ModuleCache {
     }
 }
 
-/// Opens the file and reads its identity from the open handle, so identity and bytes
-/// describe the same version even if the file is replaced meanwhile.
-fn open(path: &Path) -> Result<(File, FileIdentity), Failure> {
-    let fail = |e: std::io::Error| {
-        let kind = match e.kind() {
-            std::io::ErrorKind::NotFound => FailureKind::NotFound,
-            _ => FailureKind::BadModule,
-        };
-        Failure::new(kind, format!("cannot open module: {e}"))
+fn io_failure(e: std::io::Error) -> Failure {
+    let kind = match e.kind() {
+        std::io::ErrorKind::NotFound => FailureKind::NotFound,
+        _ => FailureKind::BadModule,
     };
-    let file = File::open(path).map_err(fail)?;
-    let meta = file.metadata().map_err(fail)?;
+    Failure::new(kind, format!("cannot open module: {e}"))
+}
+
+/// The identity of the file at `path` now.
+fn identify(path: &Path) -> Result<FileIdentity, Failure> {
+    let meta = std::fs::metadata(path).map_err(io_failure)?;
     if !meta.is_file() {
         return Err(Failure::new(FailureKind::NotFound, "module is not a file"));
     }
-    Ok((file, FileIdentity::of(&meta)))
+    Ok(FileIdentity::of(&meta))
 }
 
-fn read_all(file: &mut File) -> Result<Vec<u8>, Failure> {
+fn read_all(path: &Path) -> Result<Vec<u8>, Failure> {
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|e| Failure::new(FailureKind::BadModule, format!("cannot read module: {e}")))?;
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(io_failure)?;
     Ok(bytes)
 }

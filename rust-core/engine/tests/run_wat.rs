@@ -33,8 +33,10 @@ impl Host for MemoryHost {
     fn read_body(&self, buf: &mut [u8]) -> std::io::Result<usize> {
         std::io::Read::read(&mut *self.input.lock().unwrap(), buf)
     }
-    fn send_head(&self, head: &ResponseHead, _flush: bool) -> Result<(), ClientGone> {
-        self.out.lock().unwrap().head = Some(head.clone());
+    fn send_head(&self, head: &ResponseHead, body: &[u8], _flush: bool) -> Result<(), ClientGone> {
+        let mut out = self.out.lock().unwrap();
+        out.head = Some(head.clone());
+        out.body.extend_from_slice(body);
         Ok(())
     }
     fn write_body(&self, data: &[u8], _flush: bool) -> Result<(), ClientGone> {

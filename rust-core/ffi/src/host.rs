@@ -10,14 +10,17 @@ pub struct wagi_host {
     /// Reads up to `len` request body bytes into `buf`. Returns the count, 0 at the end of
     /// the body, or -1 on error.
     pub read_body: Option<unsafe extern "C" fn(ctx: u64, buf: *mut u8, len: usize) -> i64>,
-    /// Sends the response status and header fields, encoded as `name NUL value NUL` pairs.
-    /// Returns false if the client is gone.
+    /// Sends the response status and header fields, encoded as `name NUL value NUL` pairs,
+    /// then `body_len` bytes of body (possibly none) that came with them. Returns false if
+    /// the client is gone.
     pub send_head: Option<
         unsafe extern "C" fn(
             ctx: u64,
             status: u16,
             fields: *const u8,
-            len: usize,
+            fields_len: usize,
+            body: *const u8,
+            body_len: usize,
             flush: bool,
         ) -> bool,
     >,
@@ -34,7 +37,7 @@ pub struct wagi_host {
 /// A [`Host`] that forwards to the server's callbacks.
 pub(crate) struct CallbackHost {
     read_body: unsafe extern "C" fn(u64, *mut u8, usize) -> i64,
-    send_head: unsafe extern "C" fn(u64, u16, *const u8, usize, bool) -> bool,
+    send_head: unsafe extern "C" fn(u64, u16, *const u8, usize, *const u8, usize, bool) -> bool,
     write_body: unsafe extern "C" fn(u64, *const u8, usize, bool) -> bool,
     log: unsafe extern "C" fn(u64, u8, *const u8, usize),
     cancelled: unsafe extern "C" fn(u64) -> bool,
@@ -80,10 +83,18 @@ impl Host for CallbackHost {
             .ok_or_else(|| std::io::Error::other("reading the request body failed"))
     }
 
-    fn send_head(&self, head: &ResponseHead, flush: bool) -> Result<(), ClientGone> {
+    fn send_head(&self, head: &ResponseHead, body: &[u8], flush: bool) -> Result<(), ClientGone> {
         let fields = encode_fields(head);
         let ok = unsafe {
-            (self.send_head)(self.ctx, head.status, fields.as_ptr(), fields.len(), flush)
+            (self.send_head)(
+                self.ctx,
+                head.status,
+                fields.as_ptr(),
+                fields.len(),
+                body.as_ptr(),
+                body.len(),
+                flush,
+            )
         };
         ok.then_some(()).ok_or(ClientGone)
     }
