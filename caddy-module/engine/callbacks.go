@@ -42,16 +42,13 @@ func wagiGoReadBody(ctx C.uint64_t, buf *C.uint8_t, n C.size_t) (count C.int64_t
 }
 
 //export wagiGoSendHead
-func wagiGoSendHead(ctx C.uint64_t, status C.uint16_t, fields *C.uint8_t, n C.size_t, body *C.uint8_t, bodyLen C.size_t, flush C.bool) (ok C.bool) {
-	defer func() {
-		if recover() != nil {
-			ok = false
-		}
-	}()
-	ex := lookup(uint64(ctx))
-	if ex == nil {
-		return false
-	}
+func wagiGoSendHead(ctx C.uint64_t, status C.uint16_t, fields *C.uint8_t, n C.size_t, body *C.uint8_t, bodyLen C.size_t, flush C.bool) C.bool {
+	return withExchange(ctx, func(ex Exchange) bool {
+		return sendHead(ex, int(status), fields, n, body, bodyLen, bool(flush))
+	})
+}
+
+func sendHead(ex Exchange, status int, fields *C.uint8_t, n C.size_t, body *C.uint8_t, bodyLen C.size_t, flush bool) bool {
 	h := ex.Header()
 	// Fields are `name NUL value NUL` pairs (see wagi_host.send_head).
 	rest := unsafe.Slice((*byte)(unsafe.Pointer(fields)), int(n))
@@ -65,21 +62,26 @@ func wagiGoSendHead(ctx C.uint64_t, status C.uint16_t, fields *C.uint8_t, n C.si
 	if bodyLen > 0 {
 		first = unsafe.Slice((*byte)(unsafe.Pointer(body)), int(bodyLen))
 	}
-	return C.bool(ex.WriteHead(int(status), first, bool(flush)))
+	return ex.WriteHead(status, first, flush)
 }
 
 //export wagiGoWriteBody
-func wagiGoWriteBody(ctx C.uint64_t, data *C.uint8_t, n C.size_t, flush C.bool) (ok C.bool) {
+func wagiGoWriteBody(ctx C.uint64_t, data *C.uint8_t, n C.size_t, flush C.bool) C.bool {
+	return withExchange(ctx, func(ex Exchange) bool {
+		return ex.WriteBody(unsafe.Slice((*byte)(unsafe.Pointer(data)), int(n)), bool(flush))
+	})
+}
+
+// withExchange runs f with the request's Exchange; a missing request or a panic in f
+// reports false (the client is treated as gone).
+func withExchange(ctx C.uint64_t, f func(Exchange) bool) (ok C.bool) {
 	defer func() {
 		if recover() != nil {
 			ok = false
 		}
 	}()
 	ex := lookup(uint64(ctx))
-	if ex == nil {
-		return false
-	}
-	return C.bool(ex.WriteBody(unsafe.Slice((*byte)(unsafe.Pointer(data)), int(n)), bool(flush)))
+	return C.bool(ex != nil && f(ex))
 }
 
 //export wagiGoLog

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use wagi_core::{Engine, EngineConfig, Failure, FailureKind, LogLevel};
+use wagi_core::{Engine, EngineConfig, Failure, FailureKind, LogLevel, RunSpec};
 
 use crate::error::{wagi_error, wagi_result};
 use crate::guard::guard;
@@ -40,6 +40,25 @@ fn engine_log(f: EngineLogFn) -> wagi_core::EngineLog {
         // SAFETY: the server registered `f` for the engine's lifetime; msg is valid for len.
         unsafe { f(0, level as u8, msg.as_ptr(), msg.len()) }
     })
+}
+
+/// Checks the engine pointer and decodes the request record.
+///
+/// # Safety
+/// `engine` is null or live; `request` is null or valid for `request_len` bytes.
+unsafe fn engine_and_request<'a>(
+    engine: *const wagi_engine,
+    request: *const u8,
+    request_len: usize,
+) -> Result<(&'a wagi_engine, RunSpec), Failure> {
+    // SAFETY: as documented above.
+    let engine = unsafe { engine.as_ref() }.ok_or_else(|| internal("engine is null"))?;
+    if request.is_null() {
+        return Err(internal("request is null"));
+    }
+    // SAFETY: as documented above.
+    let record = unsafe { std::slice::from_raw_parts(request, request_len) };
+    Ok((engine, decode(record)?))
 }
 
 fn internal(message: &str) -> Failure {
@@ -118,15 +137,10 @@ pub unsafe extern "C" fn wagi_handle(
     // SAFETY: the caller guarantees the pointers' validity.
     unsafe {
         guard(err_out, || {
-            let engine = engine.as_ref().ok_or_else(|| internal("engine is null"))?;
+            let (engine, spec) = engine_and_request(engine, request, request_len)?;
             let callbacks = host.as_ref().ok_or_else(|| internal("host is null"))?;
             let host = CallbackHost::new(callbacks, ctx)
                 .ok_or_else(|| internal("a host callback is null"))?;
-            if request.is_null() {
-                return Err(internal("request is null"));
-            }
-            let record = std::slice::from_raw_parts(request, request_len);
-            let spec = decode(record)?;
             engine.engine.handle(&spec, Arc::new(host))
         })
     }
@@ -148,11 +162,7 @@ pub unsafe extern "C" fn wagi_prepare(
     // SAFETY: the caller guarantees the pointers' validity.
     unsafe {
         guard(err_out, || {
-            let engine = engine.as_ref().ok_or_else(|| internal("engine is null"))?;
-            if request.is_null() {
-                return Err(internal("request is null"));
-            }
-            let spec = decode(std::slice::from_raw_parts(request, request_len))?;
+            let (engine, spec) = engine_and_request(engine, request, request_len)?;
             let done = engine.engine.prepare(&spec.module_path, &spec.cache)?;
             if let (Some(what), Some(log)) = (done, engine.log) {
                 let msg = format!("{what}: {}", spec.module_path.display());
