@@ -21,7 +21,7 @@ func init() {
 
 // subdirectives lists what may appear inside a `wagi { }` block.
 var subdirectives = []string{"root", "index", "split", "env", "timeout", "memory", "max_wait",
-	"max_body", "max_instances", "cache_dir", "keepalive", "precompile", "mount"}
+	"max_body", "max_instances", "cache_dir", "keepalive", "precompile", "mount", "mode", "instances"}
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
@@ -39,6 +39,8 @@ var subdirectives = []string{"root", "index", "split", "env", "timeout", "memory
 //	    keepalive <duration>
 //	    precompile
 //	    mount <host_dir> [<guest_dir>] [ro|rw]
+//	    mode auto|cgi|wcgi
+//	    instances <n>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -104,16 +106,27 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				h.MaxBody = int64(n)
 			}
-		case "max_instances":
+		case "max_instances", "instances":
 			var s string
 			if !d.AllArgs(&s) {
 				return d.ArgErr()
 			}
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 1 {
-				return d.Errf("bad max_instances %q: want a whole number of at least 1", s)
+				return d.Errf("bad %s %q: want a whole number of at least 1", sub, s)
 			}
-			h.MaxInstances = n
+			if sub == "instances" {
+				h.Instances = n
+			} else {
+				h.MaxInstances = n
+			}
+		case "mode":
+			if !d.AllArgs(&h.Mode) {
+				return d.ArgErr()
+			}
+			if h.Mode != "auto" && h.Mode != "cgi" && h.Mode != "wcgi" {
+				return d.Errf("bad mode %q: want auto, cgi or wcgi", h.Mode)
+			}
 		case "cache_dir":
 			if !d.AllArgs(&h.CacheDir) {
 				return d.ArgErr()

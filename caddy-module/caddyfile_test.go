@@ -19,6 +19,10 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		timeout 2s
 		memory 64MiB
 		max_wait 250ms
+		mode wcgi
+		instances 3
+		mount /srv/data /data rw
+		mount /srv/ro
 	}`)
 	var h Handler
 	if err := h.UnmarshalCaddyfile(d); err != nil {
@@ -39,6 +43,13 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	if h.MemoryBytes != 64<<20 {
 		t.Errorf("memory = %d", h.MemoryBytes)
 	}
+	if h.Mode != "wcgi" || h.Instances != 3 {
+		t.Errorf("mode %q instances %d", h.Mode, h.Instances)
+	}
+	want := []Mount{{Host: "/srv/data", Guest: "/data", Writable: true}, {Host: "/srv/ro"}}
+	if len(h.Mounts) != 2 || h.Mounts[0] != want[0] || h.Mounts[1] != want[1] {
+		t.Errorf("mounts = %+v", h.Mounts)
+	}
 }
 
 func TestUnmarshalCaddyfileErrors(t *testing.T) {
@@ -49,6 +60,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"wagi a.wasm b.wasm":        "wrong argument count",
 		"wagi {\nenv ONLY_A_KEY\n}": "wrong argument count",
 		"wagi {\nsplit\n}":          "wrong argument count",
+		"wagi {\nmode fast\n}":      "bad mode",
+		"wagi {\ninstances 0\n}":    "bad instances",
+		"wagi {\nmount a b c d\n}":  "wrong argument count",
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))

@@ -21,11 +21,15 @@ type exchange struct {
 	maxBody  int64
 	bodyRead int64
 	tooLarge bool
+	// release gives back the handler's guest slot; idempotent.
+	release func()
 }
 
-func newExchange(w http.ResponseWriter, r *http.Request, logger *zap.Logger, module string, maxBody int64) *exchange {
-	return &exchange{w: w, r: r, rc: http.NewResponseController(w), logger: logger, module: module, maxBody: maxBody}
+func newExchange(w http.ResponseWriter, r *http.Request, logger *zap.Logger, module string, maxBody int64, release func()) *exchange {
+	return &exchange{w: w, r: r, rc: http.NewResponseController(w), logger: logger, module: module, maxBody: maxBody, release: release}
 }
+
+func (e *exchange) ReleaseSlot() { e.release() }
 
 // errBodyTooLarge stops a guest reading a body over the limit.
 var errBodyTooLarge = errors.New("request body larger than max_body")

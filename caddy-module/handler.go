@@ -80,6 +80,15 @@ type Handler struct {
 	// visitors do not wait for a compile.
 	Precompile bool `json:"precompile,omitempty"`
 
+	// Mode is how modules serve requests: `cgi` (a fresh instance per request), `wcgi`
+	// (long-lived instances speaking go-wagi's yamux + HTTP/1.1 protocol on stdio) or
+	// `auto`, WCGI for modules that export `wagi_wcgi`. Default: auto.
+	Mode string `json:"mode,omitempty"`
+
+	// Instances is how many long-lived instances each WCGI module runs; requests are
+	// spread over them. Default: 1.
+	Instances int `json:"instances,omitempty"`
+
 	// Mounts are host directories the guest may see. The site root is mounted read-only
 	// at its own path unless a mount places something there.
 	Mounts []Mount `json:"mounts,omitempty"`
@@ -153,6 +162,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.CacheDir == "" {
 		h.CacheDir = filepath.Join(caddy.AppDataDir(), "wagi", "cache")
 	}
+	if h.Mode == "" {
+		h.Mode = "auto"
+	}
+	if h.Instances == 0 {
+		h.Instances = 1
+	}
 	if h.Keepalive == 0 {
 		h.Keepalive = caddy.Duration(defaultKeep)
 	}
@@ -193,6 +208,11 @@ func (h *Handler) Validate() error {
 	}
 	if h.Timeout < 0 || h.MemoryBytes < 0 || h.MaxWait < 0 || h.MaxBody < 0 || h.MaxInstances < 0 || h.Keepalive < 0 {
 		return fmt.Errorf("wagi: timeout, memory, max_wait, max_body, max_instances and keepalive must not be negative")
+	}
+	switch h.Mode {
+	case "auto", "cgi", "wcgi":
+	default:
+		return fmt.Errorf("wagi: mode %q: want auto, cgi or wcgi", h.Mode)
 	}
 	if h.Index != indexOff && strings.ContainsRune(h.Index, filepath.Separator) && filepath.IsAbs(h.Index) {
 		return fmt.Errorf("wagi: index %q must be relative to the root", h.Index)

@@ -26,13 +26,14 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	if err := h.acquire(r); err != nil {
 		return err
 	}
-	defer func() { <-h.slots }()
+	release := sync.OnceFunc(func() { <-h.slots })
+	defer release()
 	rec := records.Get().(*engine.Record)
 	defer records.Put(rec)
 	rec.Reset()
 	h.describe(rec, r, repl, root, s)
 
-	ex := newExchange(w, r, h.logger, s.filename, h.MaxBody)
+	ex := newExchange(w, r, h.logger, s.filename, h.MaxBody, release)
 	// A CGI guest may write its response before it has read all of the body (an echo
 	// does); without full duplex, Go's HTTP/1 server would discard or cut off the unread
 	// body at the first response write. HTTP/2 is always full duplex and reports an error.
@@ -107,6 +108,8 @@ func (h *Handler) describeCache(rec *engine.Record) {
 		rec.Add(engine.FieldCacheDir, h.CacheDir)
 	}
 	rec.AddInt(engine.FieldKeepaliveMs, time.Duration(h.Keepalive).Milliseconds())
+	rec.Add(engine.FieldMode, h.Mode)
+	rec.AddInt(engine.FieldInstances, int64(h.Instances))
 }
 
 // acquire waits up to MaxWait for one of this handler's guest slots.

@@ -100,6 +100,14 @@ enum wagi_field
    Decimal milliseconds an unused module stays loaded.
    */
   WAGI_FIELD_KEEPALIVE_MS = 22,
+  /*
+   `auto` (default: WCGI if the module exports `wagi_wcgi`), `cgi` or `wcgi`.
+   */
+  WAGI_FIELD_MODE = 23,
+  /*
+   Decimal count of long-lived instances per module in WCGI mode.
+   */
+  WAGI_FIELD_INSTANCES = 24,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum wagi_field wagi_field;
@@ -174,6 +182,11 @@ typedef struct wagi_host {
    Returns true once the client has gone away.
    */
   bool (*cancelled)(uint64_t ctx);
+  /*
+   The request was handed to a long-lived (WCGI) instance: the server may give its
+   concurrency slot to another request.
+   */
+  void (*release_slot)(uint64_t ctx);
 } wagi_host;
 
 /*

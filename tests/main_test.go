@@ -15,6 +15,7 @@ var world struct {
 	work    string
 	hello   string // the seed example (examples/hello), compiled
 	probe   string // tests/guests/probe, compiled
+	wcgi    string // tests/guests/wcgi, compiled
 	proc    *caddyProc
 	sites   map[string]string // site name -> base URL
 	sitesCf string            // the Caddyfile the shared Caddy runs
@@ -69,6 +70,10 @@ func run(m *testing.M) (int, error) {
 	if err := buildGuest(filepath.Join(repoRoot, "tests"), "./guests/probe", world.probe); err != nil {
 		return 1, err
 	}
+	world.wcgi = filepath.Join(world.work, "guests", "wcgi.wasm")
+	if err := buildGuest(filepath.Join(repoRoot, "tests"), "./guests/wcgi", world.wcgi); err != nil {
+		return 1, err
+	}
 	if err := layoutSites(filepath.Join(world.work, "sites")); err != nil {
 		return 1, err
 	}
@@ -117,24 +122,32 @@ var sharedSites = []struct{ name, body string }{
 	{"mounts", "\twagi {\n\t\tmount $SITES/mountdata /data rw\n\t}"},
 	{"warm", "\twagi {\n\t\troot $SITES/warm\n\t\tprecompile\n\t}"},
 	{"busy", "\twagi {\n\t\tmax_instances 1\n\t\tmax_wait 300ms\n\t}"},
+	{"wcgi", "\twagi {\n\t\tinstances 2\n\t}"},
+	{"wcgicgi", "\twagi {\n\t\tmode cgi\n\t}"},
+	{"wcgishort", "\twagi {\n\t\ttimeout 1s\n\t\tkeepalive 1s\n\t}"},
+	{"wcgireload", "\twagi"},
 }
 
 // layoutSites writes each site's files.
 func layoutSites(dir string) error {
 	files := map[string]string{
-		"seed/index.wasm":      world.hello,
-		"probe/index.wasm":     world.probe,
-		"probe/api.wasm":       world.probe,
-		"probe/sub/index.wasm": world.probe,
-		"gowagi/index.php":     world.hello,
-		"gowagi/other.wasm":    world.probe,
-		"fixed/probe.wasm":     world.probe,
-		"limits/index.wasm":    world.probe,
-		"reload/index.wasm":    world.hello,
-		"broken/index.wasm":    world.probe,
-		"idle/index.wasm":      world.probe,
-		"mounts/index.wasm":    world.probe,
-		"busy/index.wasm":      world.probe,
+		"seed/index.wasm":       world.hello,
+		"probe/index.wasm":      world.probe,
+		"probe/api.wasm":        world.probe,
+		"probe/sub/index.wasm":  world.probe,
+		"gowagi/index.php":      world.hello,
+		"gowagi/other.wasm":     world.probe,
+		"fixed/probe.wasm":      world.probe,
+		"limits/index.wasm":     world.probe,
+		"reload/index.wasm":     world.hello,
+		"broken/index.wasm":     world.probe,
+		"idle/index.wasm":       world.probe,
+		"mounts/index.wasm":     world.probe,
+		"busy/index.wasm":       world.probe,
+		"wcgi/index.wasm":       world.wcgi,
+		"wcgicgi/index.wasm":    world.wcgi,
+		"wcgishort/index.wasm":  world.wcgi,
+		"wcgireload/index.wasm": world.wcgi,
 	}
 	texts := map[string]string{
 		"probe/hello.txt":       "static hello\n",

@@ -14,4 +14,5 @@ const wagi_host wagi_go_host = {
     .write_body = (write_body_fn)wagiGoWriteBody,
     .log = (log_fn)wagiGoLog,
     .cancelled = wagiGoCancelled,
+    .release_slot = wagiGoReleaseSlot,
 };

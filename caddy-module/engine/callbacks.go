@@ -99,6 +99,14 @@ func wagiGoLog(ctx C.uint64_t, level C.uint8_t, msg *C.uint8_t, n C.size_t) {
 	}
 }
 
+//export wagiGoReleaseSlot
+func wagiGoReleaseSlot(ctx C.uint64_t) {
+	withExchange(ctx, func(ex Exchange) bool {
+		ex.ReleaseSlot()
+		return true
+	})
+}
+
 //export wagiGoCancelled
 func wagiGoCancelled(ctx C.uint64_t) (gone C.bool) {
 	defer func() {

@@ -35,6 +35,9 @@ type Exchange interface {
 	Log(level LogLevel, msg string)
 	// Cancelled reports whether the client has gone away.
 	Cancelled() bool
+	// ReleaseSlot is called when the request runs on a long-lived instance and no longer
+	// needs the concurrency slot it waited for.
+	ReleaseSlot()
 }
 
 // exchanges maps the ctx value passed through C to the Exchange of a running request, so

@@ -37,6 +37,8 @@ const (
 	FieldMemoryBytes    Field = C.WAGI_FIELD_MEMORY_BYTES
 	FieldCacheDir       Field = C.WAGI_FIELD_CACHE_DIR
 	FieldKeepaliveMs    Field = C.WAGI_FIELD_KEEPALIVE_MS
+	FieldMode           Field = C.WAGI_FIELD_MODE
+	FieldInstances      Field = C.WAGI_FIELD_INSTANCES
 )
 
 // Record is a request record under construction: tagged fields of length-prefixed strings,

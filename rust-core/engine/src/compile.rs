@@ -75,8 +75,13 @@ pub fn load(
     let pre = linker
         .instantiate_pre(&module)
         .map_err(|e| bad("cannot link module", e))?;
+    let wcgi_export = module.get_export("wagi_wcgi").is_some();
     Ok(Loaded {
-        module: Arc::new(LoadedModule { pre }),
+        module: Arc::new(LoadedModule {
+            pre,
+            module,
+            wcgi_export,
+        }),
         source,
         took: started.elapsed(),
     })

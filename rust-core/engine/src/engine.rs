@@ -15,6 +15,7 @@ use crate::guest::GuestState;
 use crate::host::LogLevel;
 use crate::module_cache::{CacheOptions, LoadEvent, LoadedModule, ModuleCache};
 use crate::request::CacheSettings;
+use crate::wcgi::WcgiPools;
 
 /// How often the epoch advances; a timeout fires within one tick of its deadline, and a
 /// vanished client is noticed within one tick.
@@ -64,7 +65,11 @@ impl Default for EngineConfig {
 pub struct Engine {
     pub(crate) engine: wasmtime::Engine,
     pub(crate) linker: Linker<GuestState>,
+    /// `linker` with stdin made non-blocking, for long-lived instances.
+    pub(crate) wcgi_linker: Linker<GuestState>,
     pub(crate) modules: Arc<ModuleCache>,
+    pub(crate) wcgi: Arc<WcgiPools>,
+    pub(crate) log: Option<EngineLog>,
     housekeeper: Housekeeper,
 }
 
@@ -99,12 +104,19 @@ impl Engine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut GuestState| &mut s.wasi)
             .map_err(internal)?;
+        let mut wcgi_linker = linker.clone();
+        crate::wcgi::shadow_stdin(&mut wcgi_linker).map_err(internal)?;
         let modules = Arc::new(ModuleCache::default());
-        let housekeeper = Housekeeper::start(engine.clone(), modules.clone(), log);
+        let wcgi = Arc::new(WcgiPools::default());
+        let housekeeper =
+            Housekeeper::start(engine.clone(), modules.clone(), wcgi.clone(), log.clone());
         Ok(Engine {
             engine,
             linker,
+            wcgi_linker,
             modules,
+            wcgi,
+            log,
             housekeeper,
         })
     }
@@ -119,6 +131,11 @@ impl Engine {
     /// How many modules are loaded.
     pub fn loaded_modules(&self) -> usize {
         self.modules.len()
+    }
+
+    /// How many long-lived (WCGI) instances are running.
+    pub fn wcgi_instances(&self) -> usize {
+        self.wcgi.live_instances()
     }
 
     pub(crate) fn module(
@@ -151,6 +168,7 @@ pub(crate) fn describe(event: &LoadEvent) -> String {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.housekeeper.stop();
+        self.wcgi.stop_all();
     }
 }
 
@@ -161,7 +179,12 @@ struct Housekeeper {
 }
 
 impl Housekeeper {
-    fn start(engine: wasmtime::Engine, modules: Arc<ModuleCache>, log: Option<EngineLog>) -> Self {
+    fn start(
+        engine: wasmtime::Engine,
+        modules: Arc<ModuleCache>,
+        wcgi: Arc<WcgiPools>,
+        log: Option<EngineLog>,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -174,6 +197,13 @@ impl Housekeeper {
                     let now = Instant::now();
                     if now.duration_since(last_sweep) >= SWEEP_EVERY {
                         last_sweep = now;
+                        for path in wcgi.sweep(now) {
+                            if let Some(log) = &log {
+                                let msg =
+                                    format!("stopped idle WCGI instances of {}", path.display());
+                                log(LogLevel::Info, &msg);
+                            }
+                        }
                         let dropped = modules.sweep(now);
                         if !dropped.is_empty() {
                             crate::trim::release_free_heap();

@@ -20,6 +20,8 @@ pub enum FailureKind {
     MemoryLimit,
     /// The guest's stdout is not a valid CGI response (502).
     MalformedResponse,
+    /// The long-lived (WCGI) instance serving the request ended or broke its session (502).
+    InstanceGone,
     /// The guest ran past its time limit (504).
     Timeout,
     /// The client went away; nothing can be sent (499, for logs only).
@@ -40,7 +42,7 @@ impl FailureKind {
             | FailureKind::Exit
             | FailureKind::MemoryLimit
             | FailureKind::Internal => 500,
-            FailureKind::MalformedResponse => 502,
+            FailureKind::MalformedResponse | FailureKind::InstanceGone => 502,
             FailureKind::Busy => 503,
             FailureKind::Timeout => 504,
             FailureKind::ClientGone => 499,
@@ -62,6 +64,7 @@ impl FailureKind {
             FailureKind::Exit => c"exit",
             FailureKind::MemoryLimit => c"memory_limit",
             FailureKind::MalformedResponse => c"malformed_response",
+            FailureKind::InstanceGone => c"instance_gone",
             FailureKind::Timeout => c"timeout",
             FailureKind::ClientGone => c"client_gone",
             FailureKind::Busy => c"busy",

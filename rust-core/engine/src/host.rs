@@ -34,4 +34,7 @@ pub trait Host: Send + Sync {
     fn log(&self, level: LogLevel, message: &str);
     /// True once the client has gone away and the guest should stop.
     fn cancelled(&self) -> bool;
+    /// The request runs on a long-lived instance and needs no guest slot of its own: the
+    /// host may let another request take it.
+    fn release_slot(&self) {}
 }

@@ -17,9 +17,10 @@ mod request;
 mod run;
 mod stdio;
 mod trim;
+mod wcgi;
 
 pub use cgi_response::ResponseHead;
 pub use engine::{Engine, EngineConfig, EngineLog, EPOCH_TICK};
 pub use failure::{Failure, FailureKind};
 pub use host::{ClientGone, Host, LogLevel};
-pub use request::{CacheSettings, HttpFacts, Limits, Mount, RunSpec, ScriptFacts};
+pub use request::{CacheSettings, HttpFacts, Limits, Mode, Mount, RunSpec, ScriptFacts};

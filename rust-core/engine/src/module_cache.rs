@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use wasmtime::{InstancePre, Linker};
+use wasmtime::{InstancePre, Linker, Module};
 
 use crate::compile::{self, Source};
 use crate::failure::{Failure, FailureKind};
@@ -44,6 +44,9 @@ impl FileIdentity {
 /// A module ready to instantiate.
 pub struct LoadedModule {
     pub pre: InstancePre<GuestState>,
+    pub module: Module,
+    /// The module exports `wagi_wcgi`: it serves many requests from one instance.
+    pub wcgi_export: bool,
 }
 
 /// What [`ModuleCache::get`] did beyond a cache hit, for the log.

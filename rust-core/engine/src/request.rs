@@ -79,6 +79,18 @@ impl Default for CacheSettings {
     }
 }
 
+/// How a module serves requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// WCGI if the module exports `wagi_wcgi`, else CGI.
+    #[default]
+    Auto,
+    /// A fresh instance per request.
+    Cgi,
+    /// Long-lived instances speaking yamux + HTTP/1.1 on stdio.
+    Wcgi,
+}
+
 /// Everything needed to run one request.
 #[derive(Clone, Debug, Default)]
 pub struct RunSpec {
@@ -91,4 +103,7 @@ pub struct RunSpec {
     pub mounts: Vec<Mount>,
     pub limits: Limits,
     pub cache: CacheSettings,
+    pub mode: Mode,
+    /// Long-lived instances per module in WCGI mode (0 means 1).
+    pub wcgi_instances: u32,
 }

@@ -33,6 +33,9 @@ impl Engine {
             host.log(level, &describe(event));
         }
 
+        if crate::wcgi::wants_wcgi(&module, spec) {
+            return self.handle_wcgi(&module, spec, &host);
+        }
         let output = Arc::new(Mutex::new(CgiOutput::new(host.clone())));
         let stderr = GuestStderr::new(host.clone());
         let mut wasi = WasiCtxBuilder::new();
@@ -59,6 +62,7 @@ impl Engine {
         let state = GuestState {
             wasi: wasi.build_p1(),
             limiter: GuestLimiter::new(spec.limits.memory_bytes),
+            wcgi: None,
         };
 
         let mut store = Store::new(&self.engine, state);

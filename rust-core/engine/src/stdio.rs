@@ -161,16 +161,28 @@ struct StderrState {
     host: Arc<dyn Host>,
     line: Vec<u8>,
     logged: usize,
+    cap: usize,
     truncated: bool,
 }
 
 impl GuestStderr {
+    /// Stderr of one request, capped at [`STDERR_CAP`].
     pub fn new(host: Arc<dyn Host>) -> Self {
+        Self::with_cap(host, STDERR_CAP)
+    }
+
+    /// Stderr of a long-lived instance: every line is logged.
+    pub fn unlimited(host: Arc<dyn Host>) -> Self {
+        Self::with_cap(host, usize::MAX)
+    }
+
+    fn with_cap(host: Arc<dyn Host>, cap: usize) -> Self {
         GuestStderr {
             state: Arc::new(Mutex::new(StderrState {
                 host,
                 line: Vec::new(),
                 logged: 0,
+                cap,
                 truncated: false,
             })),
         }
@@ -211,11 +223,11 @@ impl StderrState {
         if self.truncated {
             return;
         }
-        if self.logged + line.len() > STDERR_CAP {
+        if self.logged.saturating_add(line.len()) > self.cap {
             self.truncated = true;
             self.host.log(
                 LogLevel::Warn,
-                &format!("guest stderr over {STDERR_CAP} bytes; the rest is dropped"),
+                &format!("guest stderr over {} bytes; the rest is dropped", self.cap),
             );
             return;
         }

@@ -32,6 +32,9 @@ pub struct wagi_host {
     pub log: Option<unsafe extern "C" fn(ctx: u64, level: u8, msg: *const u8, len: usize)>,
     /// Returns true once the client has gone away.
     pub cancelled: Option<unsafe extern "C" fn(ctx: u64) -> bool>,
+    /// The request was handed to a long-lived (WCGI) instance: the server may give its
+    /// concurrency slot to another request.
+    pub release_slot: Option<unsafe extern "C" fn(ctx: u64)>,
 }
 
 /// A [`Host`] that forwards to the server's callbacks.
@@ -41,6 +44,7 @@ pub(crate) struct CallbackHost {
     write_body: unsafe extern "C" fn(u64, *const u8, usize, bool) -> bool,
     log: unsafe extern "C" fn(u64, u8, *const u8, usize),
     cancelled: unsafe extern "C" fn(u64) -> bool,
+    release_slot: unsafe extern "C" fn(u64),
     ctx: u64,
 }
 
@@ -53,6 +57,7 @@ impl CallbackHost {
             write_body: cb.write_body?,
             log: cb.log?,
             cancelled: cb.cancelled?,
+            release_slot: cb.release_slot?,
             ctx,
         })
     }
@@ -110,5 +115,9 @@ impl Host for CallbackHost {
 
     fn cancelled(&self) -> bool {
         unsafe { (self.cancelled)(self.ctx) }
+    }
+
+    fn release_slot(&self) {
+        unsafe { (self.release_slot)(self.ctx) }
     }
 }

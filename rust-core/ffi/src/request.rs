@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use wagi_core::{Failure, FailureKind, Mount, RunSpec};
+use wagi_core::{Failure, FailureKind, Mode, Mount, RunSpec};
 
 /// Field tags of the request record.
 #[repr(u8)]
@@ -51,12 +51,16 @@ pub enum wagi_field {
     WAGI_FIELD_CACHE_DIR = 21,
     /// Decimal milliseconds an unused module stays loaded.
     WAGI_FIELD_KEEPALIVE_MS = 22,
+    /// `auto` (default: WCGI if the module exports `wagi_wcgi`), `cgi` or `wcgi`.
+    WAGI_FIELD_MODE = 23,
+    /// Decimal count of long-lived instances per module in WCGI mode.
+    WAGI_FIELD_INSTANCES = 24,
 }
 
 impl wagi_field {
     fn from_u8(tag: u8) -> Option<Self> {
         use wagi_field::*;
-        const ALL: [wagi_field; 22] = [
+        const ALL: [wagi_field; 24] = [
             WAGI_FIELD_MODULE_PATH,
             WAGI_FIELD_METHOD,
             WAGI_FIELD_REQUEST_URI,
@@ -79,6 +83,8 @@ impl wagi_field {
             WAGI_FIELD_MEMORY_BYTES,
             WAGI_FIELD_CACHE_DIR,
             WAGI_FIELD_KEEPALIVE_MS,
+            WAGI_FIELD_MODE,
+            WAGI_FIELD_INSTANCES,
         ];
         ALL.into_iter().find(|f| *f as u8 == tag)
     }
@@ -166,6 +172,17 @@ pub(crate) fn decode(record: &[u8]) -> Result<RunSpec, Failure> {
             WAGI_FIELD_MEMORY_BYTES => spec.limits.memory_bytes = r.number()?,
             WAGI_FIELD_CACHE_DIR => spec.cache.cache_dir = Some(PathBuf::from(r.string()?)),
             WAGI_FIELD_KEEPALIVE_MS => spec.cache.keepalive = Duration::from_millis(r.number()?),
+            WAGI_FIELD_MODE => {
+                spec.mode = match r.string()?.as_str() {
+                    "auto" => Mode::Auto,
+                    "cgi" => Mode::Cgi,
+                    "wcgi" => Mode::Wcgi,
+                    other => return Err(invalid(format!("mode {other:?}"))),
+                }
+            }
+            WAGI_FIELD_INSTANCES => {
+                spec.wcgi_instances = u32::try_from(r.number()?).unwrap_or(u32::MAX)
+            }
         }
     }
     if spec.module_path.as_os_str().is_empty() {

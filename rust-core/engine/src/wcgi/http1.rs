@@ -1,0 +1,474 @@
+//! One request over one yamux stream as plain HTTP/1.1, the way go-wagi's guests expect it:
+//! the request as a reverse proxy would send it, the response parsed and streamed back.
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::cgi_response::ResponseHead;
+use crate::failure::{Failure, FailureKind};
+use crate::host::Host;
+use crate::request::RunSpec;
+
+const MAX_HEAD: usize = 64 << 10;
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "host",
+];
+
+fn gone(what: &str, e: impl std::fmt::Display) -> Failure {
+    Failure::new(FailureKind::InstanceGone, format!("{what}: {e}"))
+}
+
+fn client_gone() -> Failure {
+    Failure::new(FailureKind::ClientGone, "client went away")
+}
+
+/// The request head: the client's method, target, headers and Host, plus the
+/// `X-Forwarded-*` headers a reverse proxy adds. `Connection: close` makes the guest end
+/// the stream after its response.
+pub fn request_head(spec: &RunSpec) -> Vec<u8> {
+    let http = &spec.http;
+    let mut head = format!(
+        "{} {} HTTP/1.1\r\nHost: {}\r\n",
+        http.method, http.request_uri, http.host
+    );
+    let mut forwarded_for = None;
+    for (name, value) in &http.headers {
+        let lower = name.to_ascii_lowercase();
+        // Expect: Caddy already answered it when the body was first read.
+        if HOP_BY_HOP.contains(&lower.as_str()) || lower == "content-length" || lower == "expect" {
+            continue;
+        }
+        if lower == "x-forwarded-for" {
+            forwarded_for = Some(value.clone());
+            continue;
+        }
+        if lower == "x-forwarded-proto" || lower == "x-forwarded-host" {
+            continue;
+        }
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let client_ip = client_ip(&http.remote_addr);
+    let forwarded_for = match forwarded_for {
+        Some(earlier) => format!("{earlier}, {client_ip}"),
+        None => client_ip.to_string(),
+    };
+    let proto = if http.tls_protocol.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    head.push_str(&format!(
+        "X-Forwarded-For: {forwarded_for}\r\nX-Forwarded-Proto: {proto}\r\nX-Forwarded-Host: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        http.host,
+        http.content_length.unwrap_or(0)
+    ));
+    head.into_bytes()
+}
+
+fn client_ip(remote_addr: &str) -> &str {
+    match remote_addr.rsplit_once(':') {
+        Some((ip, _)) => ip.trim_start_matches('[').trim_end_matches(']'),
+        None => remote_addr,
+    }
+}
+
+/// Sends the request (head, then the body read from the host) on `out`.
+pub async fn send_request(
+    mut out: impl AsyncWrite + Unpin,
+    spec: &RunSpec,
+    host: &dyn Host,
+) -> Result<(), Failure> {
+    out.write_all(&request_head(spec))
+        .await
+        .map_err(|e| gone("writing the request", e))?;
+    let mut left = spec.http.content_length.unwrap_or(0);
+    let mut buf = vec![0u8; 64 << 10];
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = host
+            .read_body(&mut buf[..want])
+            .map_err(|_| client_gone())?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])
+            .await
+            .map_err(|e| gone("writing the request body", e))?;
+        left -= n as u64;
+    }
+    out.flush()
+        .await
+        .map_err(|e| gone("writing the request", e))
+}
+
+/// How the response body is delimited.
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    UntilEof,
+}
+
+/// Reads the response from `input` and streams it to the host.
+pub async fn relay_response(
+    mut input: impl AsyncRead + Unpin,
+    head_only: bool,
+    host: &dyn Host,
+) -> Result<(), Failure> {
+    let mut buf = Vec::with_capacity(8 << 10);
+    let mut chunk = vec![0u8; 64 << 10];
+    let (head, framing, body_start) = loop {
+        match parse_head(&buf, head_only)? {
+            // An interim response (100 Continue): skip it and read the real one.
+            Some((head, _, len)) if (100..200).contains(&head.status) => {
+                buf.drain(..len);
+                continue;
+            }
+            Some(parsed) => break parsed,
+            None => {}
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(Failure::new(
+                FailureKind::MalformedResponse,
+                "response head over 64 KiB",
+            ));
+        }
+        let n = input
+            .read(&mut chunk)
+            .await
+            .map_err(|e| gone("reading the response", e))?;
+        if n == 0 {
+            return Err(gone(
+                "reading the response",
+                "stream ended before a response",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let rest = buf.split_off(body_start);
+    let mut body = BodyReader::new(framing, rest);
+    let first = body.next(&mut input, &mut chunk).await?;
+    host.send_head(&head, first.as_deref().unwrap_or_default(), false)
+        .map_err(|_| client_gone())?;
+    while let Some(data) = body.next(&mut input, &mut chunk).await? {
+        host.write_body(&data, true).map_err(|_| client_gone())?;
+    }
+    Ok(())
+}
+
+fn parse_head(
+    buf: &[u8],
+    head_only: bool,
+) -> Result<Option<(ResponseHead, Framing, usize)>, Failure> {
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut res = httparse::Response::new(&mut headers);
+    let len = match res.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => {
+            return Err(Failure::new(
+                FailureKind::MalformedResponse,
+                format!("bad HTTP response from the guest: {e}"),
+            ))
+        }
+    };
+    let status = res.code.unwrap_or(502);
+    let mut framing = Framing::UntilEof;
+    let mut fields = Vec::new();
+    for h in res.headers.iter() {
+        let lower = h.name.to_ascii_lowercase();
+        if lower == "transfer-encoding" && h.value.eq_ignore_ascii_case(b"chunked") {
+            framing = Framing::Chunked;
+        } else if lower == "content-length" && !matches!(framing, Framing::Chunked) {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| {
+                    Failure::new(FailureKind::MalformedResponse, "bad Content-Length")
+                })?;
+            framing = Framing::Length(n);
+        }
+        if HOP_BY_HOP.contains(&lower.as_str()) {
+            continue;
+        }
+        fields.push((h.name.as_bytes().to_vec(), h.value.to_vec()));
+    }
+    if head_only || status == 204 || status == 304 {
+        framing = Framing::None;
+    }
+    Ok(Some((ResponseHead { status, fields }, framing, len)))
+}
+
+/// Yields the response body in pieces, undoing chunked encoding.
+struct BodyReader {
+    framing: Framing,
+    buf: Vec<u8>,
+    /// Bytes left in the current chunk (chunked) or body (length).
+    left: u64,
+    /// A chunk's data just ended; its CRLF comes next.
+    expect_crlf: bool,
+    done: bool,
+}
+
+impl BodyReader {
+    fn new(framing: Framing, buf: Vec<u8>) -> Self {
+        let left = match framing {
+            Framing::Length(n) => n,
+            _ => 0,
+        };
+        let done = matches!(framing, Framing::None) || matches!(framing, Framing::Length(0));
+        BodyReader {
+            framing,
+            buf,
+            left,
+            expect_crlf: false,
+            done,
+        }
+    }
+
+    async fn fill(
+        &mut self,
+        input: &mut (impl AsyncRead + Unpin),
+        chunk: &mut [u8],
+    ) -> Result<bool, Failure> {
+        let n = input
+            .read(chunk)
+            .await
+            .map_err(|e| gone("reading the response body", e))?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n > 0)
+    }
+
+    /// The next piece of body, or `None` at its end.
+    async fn next(
+        &mut self,
+        input: &mut (impl AsyncRead + Unpin),
+        chunk: &mut [u8],
+    ) -> Result<Option<Vec<u8>>, Failure> {
+        if self.done {
+            return Ok(None);
+        }
+        match self.framing {
+            Framing::None => Ok(None),
+            Framing::UntilEof => {
+                if self.buf.is_empty() && !self.fill(input, chunk).await? {
+                    self.done = true;
+                    return Ok(None);
+                }
+                Ok(Some(std::mem::take(&mut self.buf)))
+            }
+            Framing::Length(_) => {
+                if self.buf.is_empty() && !self.fill(input, chunk).await? {
+                    return Err(gone("reading the response body", "stream ended early"));
+                }
+                let n = self
+                    .buf
+                    .len()
+                    .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+                let piece: Vec<u8> = self.buf.drain(..n).collect();
+                self.left -= n as u64;
+                self.done = self.left == 0;
+                Ok(Some(piece))
+            }
+            Framing::Chunked => self.next_chunked(input, chunk).await,
+        }
+    }
+
+    async fn next_chunked(
+        &mut self,
+        input: &mut (impl AsyncRead + Unpin),
+        chunk: &mut [u8],
+    ) -> Result<Option<Vec<u8>>, Failure> {
+        let malformed = |what: &str| Failure::new(FailureKind::MalformedResponse, what.to_string());
+        loop {
+            if self.left > 0 {
+                if self.buf.is_empty() && !self.fill(input, chunk).await? {
+                    return Err(gone(
+                        "reading the response body",
+                        "stream ended inside a chunk",
+                    ));
+                }
+                let n = self
+                    .buf
+                    .len()
+                    .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+                let piece: Vec<u8> = self.buf.drain(..n).collect();
+                self.left -= n as u64;
+                self.expect_crlf = self.left == 0;
+                return Ok(Some(piece));
+            }
+            if self.expect_crlf {
+                if self.buf.len() < 2 {
+                    if !self.fill(input, chunk).await? {
+                        return Err(gone(
+                            "reading the response body",
+                            "stream ended in chunking",
+                        ));
+                    }
+                    continue;
+                }
+                if !self.buf.starts_with(b"\r\n") {
+                    return Err(malformed("chunk data not followed by CRLF"));
+                }
+                self.buf.drain(..2);
+                self.expect_crlf = false;
+            }
+            match httparse::parse_chunk_size(&self.buf) {
+                Ok(httparse::Status::Complete((used, 0))) => {
+                    self.buf.drain(..used);
+                    self.done = true;
+                    return Ok(None);
+                }
+                Ok(httparse::Status::Complete((used, size))) => {
+                    self.buf.drain(..used);
+                    self.left = size;
+                }
+                Ok(httparse::Status::Partial) => {
+                    if self.buf.len() > 1024 {
+                        return Err(malformed("chunk size line too long"));
+                    }
+                    if !self.fill(input, chunk).await? {
+                        return Err(gone(
+                            "reading the response body",
+                            "stream ended in chunking",
+                        ));
+                    }
+                }
+                Err(_) => return Err(malformed("bad chunk size in the guest's response")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::HttpFacts;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Capture {
+        head: Mutex<Option<ResponseHead>>,
+        body: Mutex<Vec<u8>>,
+    }
+
+    impl Host for Capture {
+        fn read_body(&self, _: &mut [u8]) -> std::io::Result<usize> {
+            Ok(0)
+        }
+        fn send_head(
+            &self,
+            head: &ResponseHead,
+            body: &[u8],
+            _: bool,
+        ) -> Result<(), crate::ClientGone> {
+            *self.head.lock().unwrap() = Some(head.clone());
+            self.body.lock().unwrap().extend_from_slice(body);
+            Ok(())
+        }
+        fn write_body(&self, data: &[u8], _: bool) -> Result<(), crate::ClientGone> {
+            self.body.lock().unwrap().extend_from_slice(data);
+            Ok(())
+        }
+        fn log(&self, _: crate::LogLevel, _: &str) {}
+        fn cancelled(&self) -> bool {
+            false
+        }
+    }
+
+    /// Yields its bytes one read at a time: every split point of the parsers gets hit.
+    struct OneByte(Vec<u8>, usize);
+
+    impl AsyncRead for OneByte {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let at = self.1;
+            let n = usize::from(at < self.0.len() && !buf.is_empty());
+            if n == 1 {
+                buf[0] = self.0[at];
+                self.1 += 1;
+            }
+            std::task::Poll::Ready(Ok(n))
+        }
+    }
+
+    fn relay(response: &[u8]) -> (Result<(), Failure>, Capture) {
+        let host = Capture::default();
+        let input = OneByte(response.to_vec(), 0);
+        let result = futures::executor::block_on(relay_response(input, false, &host));
+        (result, host)
+    }
+
+    #[test]
+    fn request_head_is_what_a_reverse_proxy_sends() {
+        let spec = RunSpec {
+            http: HttpFacts {
+                method: "POST".into(),
+                request_uri: "/a?b=1".into(),
+                host: "example.com".into(),
+                remote_addr: "[::1]:4000".into(),
+                headers: vec![
+                    ("X-Forwarded-For".into(), "10.0.0.1".into()),
+                    ("Connection".into(), "keep-alive".into()),
+                    ("Expect".into(), "100-continue".into()),
+                    ("X-App".into(), "1".into()),
+                ],
+                content_length: Some(3),
+                ..HttpFacts::default()
+            },
+            ..RunSpec::default()
+        };
+        let head = String::from_utf8(request_head(&spec)).unwrap();
+        assert!(head.starts_with("POST /a?b=1 HTTP/1.1\r\nHost: example.com\r\n"));
+        assert!(head.contains("X-App: 1\r\n"));
+        assert!(head.contains("X-Forwarded-For: 10.0.0.1, ::1\r\n"));
+        assert!(head.contains("X-Forwarded-Proto: http\r\n"));
+        assert!(head.contains("Content-Length: 3\r\n"));
+        assert!(head.ends_with("Connection: close\r\n\r\n"));
+        assert!(!head.contains("keep-alive") && !head.contains("100-continue"));
+    }
+
+    #[test]
+    fn chunked_body_is_decoded_and_hop_headers_dropped() {
+        let (result, host) = relay(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        );
+        result.unwrap();
+        let head = host.head.lock().unwrap().clone().unwrap();
+        assert_eq!(head.status, 201);
+        assert!(head.fields.iter().all(|(n, _)| n != b"Transfer-Encoding"));
+        assert!(head.fields.contains(&(b"X-A".to_vec(), b"1".to_vec())));
+        assert_eq!(*host.body.lock().unwrap(), b"hello world");
+    }
+
+    #[test]
+    fn content_length_and_eof_bodies() {
+        let (r1, h1) = relay(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcIGNORED");
+        r1.unwrap();
+        assert_eq!(*h1.body.lock().unwrap(), b"abc");
+        let (r2, h2) = relay(b"HTTP/1.1 200 OK\r\n\r\nuntil the end");
+        r2.unwrap();
+        assert_eq!(*h2.body.lock().unwrap(), b"until the end");
+    }
+
+    #[test]
+    fn broken_responses_fail() {
+        let (r, _) = relay(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort");
+        assert_eq!(r.unwrap_err().kind, FailureKind::InstanceGone);
+        let (r, _) = relay(b"not http at all\r\n\r\n");
+        assert_eq!(r.unwrap_err().kind, FailureKind::MalformedResponse);
+        let (r, _) = relay(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+        assert_eq!(r.unwrap_err().kind, FailureKind::MalformedResponse);
+        let (r, _) = relay(b"");
+        assert_eq!(r.unwrap_err().kind, FailureKind::InstanceGone);
+    }
+}

@@ -1,0 +1,355 @@
+//! WCGI mode: long-lived instances of a module, each serving many requests over yamux
+//! streams on its stdio (go-wagi's protocol). A module exporting `wagi_wcgi` runs this way
+//! unless the site says `mode cgi`.
+//!
+//! - An instance starts with the CGI environment of the request that started it plus
+//!   `WAGI_WCGI=true`, and runs `_start` on a thread of its own for as long as it lives.
+//! - Requests are spread round-robin over `instances` instances per module.
+//! - An instance that exits, traps or breaks the session is replaced on the next request;
+//!   requests in flight on it get 502.
+//! - A changed module file drains the old instances (requests in flight finish) and starts
+//!   new ones; instances unused for `keepalive` are stopped.
+
+mod http1;
+mod pipe;
+mod session;
+mod stdio;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures::AsyncReadExt;
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use crate::cgi_env;
+use crate::cgi_response::ResponseHead;
+use crate::engine::{Engine, EngineLog};
+use crate::failure::{Failure, FailureKind};
+use crate::guest::GuestState;
+use crate::host::{ClientGone, Host, LogLevel};
+use crate::limiter::GuestLimiter;
+use crate::module_cache::LoadedModule;
+use crate::request::RunSpec;
+use crate::stdio::GuestStderr;
+pub use stdio::{shadow_stdin, WcgiGuest as WcgiState};
+use stdio::{ChannelStdout, InboxStdin, WcgiGuest};
+
+use pipe::Inbox;
+use session::{GuestIo, Session};
+
+/// How often a waiting request checks whether its client is still there.
+const CANCEL_CHECK: Duration = Duration::from_millis(20);
+
+/// One long-lived instance.
+struct Instance {
+    session: Session,
+    inbox: Arc<Inbox>,
+    stop: Arc<AtomicBool>,
+    inflight: AtomicUsize,
+}
+
+impl Instance {
+    fn shut_down(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes a guest waiting in poll_oneoff: it reads end-of-input and winds down; the
+        // stop flag traps it at the next epoch tick if it keeps running wasm instead.
+        self.inbox.close();
+    }
+
+    fn alive(&self) -> bool {
+        !self.session.ended() && !self.stop.load(Ordering::SeqCst)
+    }
+}
+
+struct Pool {
+    module: Arc<LoadedModule>,
+    instances: Vec<Arc<Instance>>,
+    next: usize,
+    last_used: Instant,
+    keepalive: Duration,
+}
+
+/// All WCGI instances of an engine, by module path.
+#[derive(Default)]
+pub struct WcgiPools {
+    pools: Mutex<HashMap<PathBuf, Pool>>,
+    /// Instances of replaced module versions, stopped once their requests finish.
+    draining: Mutex<Vec<Arc<Instance>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sends a long-lived guest's stderr to the engine log, attributed to its module.
+struct StderrSink {
+    log: Option<EngineLog>,
+    module: PathBuf,
+}
+
+impl Host for StderrSink {
+    fn read_body(&self, _buf: &mut [u8]) -> std::io::Result<usize> {
+        Ok(0)
+    }
+    fn send_head(&self, _: &ResponseHead, _: &[u8], _: bool) -> Result<(), ClientGone> {
+        Err(ClientGone)
+    }
+    fn write_body(&self, _: &[u8], _: bool) -> Result<(), ClientGone> {
+        Err(ClientGone)
+    }
+    fn log(&self, level: LogLevel, message: &str) {
+        if let Some(log) = &self.log {
+            let what = match level {
+                LogLevel::GuestStderr => "guest stderr",
+                _ => "guest",
+            };
+            log(
+                LogLevel::Info,
+                &format!("{what} (WCGI) {}: {message}", self.module.display()),
+            );
+        }
+    }
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+impl WcgiPools {
+    /// Drops idle pools and finished draining instances; returns the paths of dropped pools.
+    pub fn sweep(&self, now: Instant) -> Vec<PathBuf> {
+        let mut dropped = Vec::new();
+        lock(&self.pools).retain(|path, pool| {
+            let keep = now.saturating_duration_since(pool.last_used) < pool.keepalive;
+            if !keep {
+                pool.instances.iter().for_each(|i| i.shut_down());
+                dropped.push(path.clone());
+            }
+            keep
+        });
+        lock(&self.draining).retain(|i| {
+            let busy = i.inflight.load(Ordering::SeqCst) > 0 && i.alive();
+            if !busy {
+                i.shut_down();
+            }
+            busy
+        });
+        dropped
+    }
+
+    /// Stops every instance (engine shutdown).
+    pub fn stop_all(&self) {
+        for pool in lock(&self.pools).values() {
+            pool.instances.iter().for_each(|i| i.shut_down());
+        }
+        lock(&self.draining).iter().for_each(|i| i.shut_down());
+    }
+
+    /// How many instances are alive.
+    pub fn live_instances(&self) -> usize {
+        lock(&self.pools)
+            .values()
+            .map(|p| p.instances.iter().filter(|i| i.alive()).count())
+            .sum()
+    }
+}
+
+impl Engine {
+    /// Runs a request on a long-lived instance of `module`.
+    pub(crate) fn handle_wcgi(
+        &self,
+        module: &Arc<LoadedModule>,
+        spec: &RunSpec,
+        host: &Arc<dyn Host>,
+    ) -> Result<(), Failure> {
+        host.release_slot();
+        let instance = self.pick_instance(module, spec, host.as_ref())?;
+        instance.inflight.fetch_add(1, Ordering::SeqCst);
+        let result = relay(&instance, spec, host.as_ref());
+        instance.inflight.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    fn pick_instance(
+        &self,
+        module: &Arc<LoadedModule>,
+        spec: &RunSpec,
+        host: &dyn Host,
+    ) -> Result<Arc<Instance>, Failure> {
+        let mut pools = lock(&self.wcgi.pools);
+        let pool = pools
+            .entry(spec.module_path.clone())
+            .or_insert_with(|| Pool {
+                module: module.clone(),
+                instances: Vec::new(),
+                next: 0,
+                last_used: Instant::now(),
+                keepalive: spec.cache.keepalive,
+            });
+        if !Arc::ptr_eq(&pool.module, module) {
+            host.log(
+                LogLevel::Info,
+                "module changed; draining its WCGI instances",
+            );
+            lock(&self.wcgi.draining).append(&mut pool.instances);
+            pool.module = module.clone();
+        }
+        let before = pool.instances.len();
+        pool.instances.retain(|i| i.alive());
+        if pool.instances.len() < before {
+            host.log(LogLevel::Warn, "a WCGI instance ended; replacing it");
+        }
+        pool.last_used = Instant::now();
+        pool.keepalive = spec.cache.keepalive;
+        let wanted = spec.wcgi_instances.max(1) as usize;
+        while pool.instances.len() < wanted {
+            let instance = self.start_instance(module, spec)?;
+            host.log(LogLevel::Info, "started a WCGI instance");
+            pool.instances.push(instance);
+        }
+        pool.next = (pool.next + 1) % pool.instances.len();
+        Ok(pool.instances[pool.next].clone())
+    }
+
+    fn start_instance(
+        &self,
+        module: &Arc<LoadedModule>,
+        spec: &RunSpec,
+    ) -> Result<Arc<Instance>, Failure> {
+        let internal = |what: &str, e: wasmtime::Error| {
+            Failure::new(FailureKind::Internal, format!("{what}: {e:#}"))
+        };
+        let inbox = Arc::new(Inbox::default());
+        let (stdout_tx, stdout_rx) = tokio::sync::mpsc::unbounded_channel();
+        let sink: Arc<dyn Host> = Arc::new(StderrSink {
+            log: self.log.clone(),
+            module: spec.module_path.clone(),
+        });
+        let mut env = cgi_env::build(spec);
+        env.push(("WAGI_WCGI".into(), "true".into()));
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.allow_blocking_current_thread(true)
+            .arg(spec.module_path.to_string_lossy())
+            .envs(&env)
+            .stdin(InboxStdin(inbox.clone()))
+            .stdout(ChannelStdout(stdout_tx))
+            .stderr(GuestStderr::unlimited(sink));
+        for m in &spec.mounts {
+            let perms = if m.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(&m.host_path, &m.guest_path, perms)
+                .map_err(|e| internal(&format!("cannot mount {}", m.host_path.display()), e))?;
+        }
+        let mut store = Store::new(
+            &self.engine,
+            GuestState {
+                wasi: wasi.build_p1(),
+                limiter: GuestLimiter::new(spec.limits.memory_bytes),
+                wcgi: None,
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.data_mut().wcgi = Some(WcgiGuest {
+            inbox: inbox.clone(),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if stopping.load(Ordering::SeqCst) {
+                return Err(Trap::Interrupt.into());
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        let instance = self
+            .wcgi_linker
+            .instantiate(&mut store, &module.module)
+            .map_err(|e| {
+                Failure::new(
+                    FailureKind::BadModule,
+                    format!("cannot start WCGI instance: {e:#}"),
+                )
+            })?;
+        let start = instance
+            .get_typed_func::<(), ()>(&mut store, "_start")
+            .map_err(|e| internal("no _start", e))?;
+        let log = self.log.clone();
+        let path = spec.module_path.clone();
+        let ended_inbox = inbox.clone();
+        std::thread::Builder::new()
+            .name("wagi-wcgi-guest".into())
+            .spawn(move || {
+                let result = start.call(&mut store, ());
+                ended_inbox.close();
+                drop(store); // closes the guest's stdout: the session ends
+                if let (Some(log), Err(e)) = (log, result) {
+                    let exit = e.downcast_ref::<wasmtime_wasi::I32Exit>().map(|c| c.0);
+                    if exit != Some(0) {
+                        let msg = format!("WCGI instance of {} ended: {e:#}", path.display());
+                        log(LogLevel::Warn, &msg);
+                    }
+                }
+            })
+            .map_err(|e| Failure::new(FailureKind::Internal, format!("cannot spawn: {e}")))?;
+        let session = Session::start(GuestIo::new(stdout_rx, inbox.clone()));
+        Ok(Arc::new(Instance {
+            session,
+            inbox,
+            stop,
+            inflight: AtomicUsize::new(0),
+        }))
+    }
+}
+
+/// Relays one request over a new stream of `instance`'s session.
+fn relay(instance: &Instance, spec: &RunSpec, host: &dyn Host) -> Result<(), Failure> {
+    let head_only = spec.http.method.eq_ignore_ascii_case("HEAD");
+    let exchange = async {
+        let stream = instance
+            .session
+            .open()
+            .await
+            .map_err(|e| Failure::new(FailureKind::InstanceGone, e))?;
+        let (rd, wr) = stream.split();
+        let (sent, relayed) = futures::join!(
+            http1::send_request(wr, spec, host),
+            http1::relay_response(rd, head_only, host)
+        );
+        // A guest may answer without reading the whole body; only the answer counts then.
+        relayed.and(sent.or(Ok(())))
+    };
+    let cancelled = async {
+        loop {
+            tokio::time::sleep(CANCEL_CHECK).await;
+            if host.cancelled() {
+                return;
+            }
+        }
+    };
+    let ended = instance.session.wait_ended();
+    session::runtime().block_on(async {
+        tokio::select! {
+            result = tokio::time::timeout(spec.limits.timeout, exchange) => result.unwrap_or_else(|_| {
+                Err(Failure::new(FailureKind::Timeout, "guest ran past its time limit"))
+            }),
+            () = cancelled => Err(Failure::new(FailureKind::ClientGone, "client went away")),
+            () = ended => Err(Failure::new(FailureKind::InstanceGone, "the WCGI instance ended")),
+        }
+    })
+}
+
+/// Whether `module` takes WCGI mode for `spec`.
+pub fn wants_wcgi(module: &LoadedModule, spec: &RunSpec) -> bool {
+    use crate::request::Mode;
+    match spec.mode {
+        Mode::Cgi => false,
+        Mode::Wcgi => true,
+        Mode::Auto => module.wcgi_export,
+    }
+}

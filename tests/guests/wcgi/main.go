@@ -1,0 +1,146 @@
+// wcgi is the test guest for WCGI mode, written the way go-wagi's guests are: a yamux
+// server over stdin/stdout serving net/http, and the `wagi_wcgi` export that marks it.
+// Started without WAGI_WCGI=true (mode cgi), it serves one request as plain CGI.
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cgi"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+//go:wasmexport wagi_wcgi
+func wagiWcgi() {}
+
+// instanceID tells instances apart: each start picks a new one.
+var instanceID = func() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}()
+
+// stdio joins stdin and stdout into the connection yamux serves on.
+type stdio struct{}
+
+func (stdio) Read(p []byte) (int, error)  { return os.Stdin.Read(p) }
+func (stdio) Write(p []byte) (int, error) { return os.Stdout.Write(p) }
+func (stdio) Close() error                { return nil }
+
+func main() {
+	mux := routes()
+	if os.Getenv("WAGI_WCGI") != "true" {
+		if err := cgi.Serve(mux); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		return
+	}
+	fmt.Fprintln(os.Stderr, "wcgi guest starting", instanceID)
+	session, err := yamux.Server(stdio{}, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	err = http.Serve(session, mux)
+	fmt.Fprintln(os.Stderr, "wcgi guest stopping:", err)
+}
+
+var (
+	waitersMu sync.Mutex
+	waiters   = map[string]chan string{}
+)
+
+func waiter(key string) chan string {
+	waitersMu.Lock()
+	defer waitersMu.Unlock()
+	if waiters[key] == nil {
+		waiters[key] = make(chan string)
+	}
+	return waiters[key]
+}
+
+func routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	text := func(s string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, s) }
+	}
+	mux.HandleFunc("/", text("index"))
+	mux.HandleFunc("/hello1", text("hello1"))
+	mux.HandleFunc("/hello2", text("hello2"))
+	mux.HandleFunc("/mode", func(w http.ResponseWriter, r *http.Request) {
+		mode := "cgi"
+		if os.Getenv("WAGI_WCGI") == "true" {
+			mode = "wcgi"
+		}
+		fmt.Fprintln(w, mode, instanceID)
+	})
+	mux.HandleFunc("/request", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s %s\nHost: %s\nX-Forwarded-For: %s\nX-Forwarded-Proto: %s\nX-Probe: %s\n",
+			r.Method, r.URL.Path, r.URL.RawQuery, r.Host,
+			r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Probe"))
+	})
+	mux.HandleFunc("/sleep", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		fmt.Fprintln(w, "slept", ms)
+	})
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(w, "tick %d\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		io.Copy(w, r.Body)
+	})
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		chunk := make([]byte, 64<<10)
+		for i := range chunk {
+			chunk[i] = byte(i % 251)
+		}
+		for n > 0 {
+			k := min(n, len(chunk))
+			w.Write(chunk[:k])
+			n -= k
+		}
+	})
+	// /wait blocks until another request calls /signal with the same key.
+	mux.HandleFunc("/wait", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case v := <-waiter(r.URL.Query().Get("key")):
+			fmt.Fprintln(w, "got", v)
+		case <-time.After(20 * time.Second):
+			http.Error(w, "no signal", http.StatusGatewayTimeout)
+		}
+	})
+	// /signal hands a value to a parked /wait; with none parked it answers 409.
+	mux.HandleFunc("/signal", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case waiter(r.URL.Query().Get("key")) <- r.URL.Query().Get("value"):
+			fmt.Fprintln(w, "signalled")
+		case <-time.After(50 * time.Millisecond):
+			http.Error(w, "nobody waiting", http.StatusConflict)
+		}
+	})
+	mux.HandleFunc("/crash", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(os.Stderr, "wcgi guest crashing on purpose")
+		os.Exit(3)
+	})
+	mux.HandleFunc("/stderr", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(os.Stderr, "wcgi says", r.URL.Query().Get("msg"))
+		fmt.Fprintln(w, "logged")
+	})
+	return mux
+}
