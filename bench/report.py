@@ -10,6 +10,7 @@ ROWS = [
     ("respond", 'Caddy `respond "hello"`'),
     ("as-cgi", "AssemblyScript CGI guest"),
     ("go-cgi", "Go example, CGI mode"),
+    ("go-wcgi", "Go example, WCGI mode"),
     ("go-echo-64k", "Go echo, 64 KiB POST"),
 ]
 
