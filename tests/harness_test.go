@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -273,4 +274,51 @@ func writeFile(t testing.TB, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// loadRun is a background load started by startLoad.
+type loadRun struct {
+	done     atomic.Bool
+	wg       sync.WaitGroup
+	served   atomic.Int64
+	failures atomic.Int64
+	first    atomic.Value
+}
+
+// startLoad has `workers` clients GET url in a loop until stop, counting the responses
+// that ok rejects (and transport errors) as failures.
+func startLoad(url string, workers int, ok func(status int, body string) bool) *loadRun {
+	l := &loadRun{}
+	for w := 0; w < workers; w++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for !l.done.Load() {
+				resp, err := client.Get(url)
+				var body []byte
+				status := 0
+				if err == nil {
+					status = resp.StatusCode
+					body, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+				}
+				l.served.Add(1)
+				if err != nil || !ok(status, string(body)) {
+					l.failures.Add(1)
+					l.first.CompareAndSwap(nil, fmt.Sprintf("status=%d err=%v body=%q", status, err, body))
+				}
+			}
+		}()
+	}
+	return l
+}
+
+// stop ends the load and reports requests served, failures and the first failure.
+func (l *loadRun) stop() (served, failures int64, first string) {
+	l.done.Store(true)
+	l.wg.Wait()
+	if f, ok := l.first.Load().(string); ok {
+		first = f
+	}
+	return l.served.Load(), l.failures.Load(), first
 }

@@ -114,7 +114,7 @@ var sharedSites = []struct{ name, body string }{
 	{"gowagi", "\twagi {\n\t\tindex index.php\n\t\tsplit .php\n\t}\n\tfile_server"},
 	{"fixed", "\twagi /api/* ./probe.wasm\n\tfile_server"},
 	{"limits", "\twagi {\n\t\ttimeout 1s\n\t\tmemory 64MiB\n\t\tmax_body 1MiB\n\t}"},
-	{"reload", "\twagi"},
+	{"reload", "\twagi {\n\t\tmax_wait 2m\n\t}"}, // see wcgireload
 	{"broken", "\twagi"},
 	{"missing", "\twagi /api/* ./nothere.wasm"},
 	{"idle", "\twagi {\n\t\tkeepalive 1s\n\t}"},
@@ -125,7 +125,9 @@ var sharedSites = []struct{ name, body string }{
 	{"wcgi", "\twagi {\n\t\tinstances 2\n\t}"},
 	{"wcgicgi", "\twagi {\n\t\tmode cgi\n\t}"},
 	{"wcgishort", "\twagi {\n\t\ttimeout 1s\n\t\tkeepalive 1s\n\t}"},
-	{"wcgireload", "\twagi"},
+	// Requests wait for slots while a new version loads; a busy CI machine must not turn
+	// that wait into 503s, which would hide what the test looks at.
+	{"wcgireload", "\twagi {\n\t\tmax_wait 2m\n\t}"},
 }
 
 // layoutSites writes each site's files.
@@ -140,6 +142,7 @@ func layoutSites(dir string) error {
 		"fixed/probe.wasm":      world.probe,
 		"limits/index.wasm":     world.probe,
 		"reload/index.wasm":     world.hello,
+		"reload/v2.wasm":        world.probe,
 		"broken/index.wasm":     world.probe,
 		"idle/index.wasm":       world.probe,
 		"mounts/index.wasm":     world.probe,
@@ -172,6 +175,11 @@ func layoutSites(dir string) error {
 	// A probe no other site has: its first requests must compile it.
 	texts["single/index.wasm"] = string(withCustomSection(probe, "wagi-test-single"))
 	texts["warm/api/other.wasm"] = string(withCustomSection(probe, "wagi-test-warm"))
+	wcgi, err := os.ReadFile(world.wcgi)
+	if err != nil {
+		return err
+	}
+	texts["wcgireload/v2.wasm"] = string(withCustomSection(wcgi, "wagi-test-wcgi-v2"))
 	for name, content := range texts {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {

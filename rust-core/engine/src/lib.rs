@@ -17,6 +17,7 @@ mod request;
 mod run;
 mod stdio;
 mod trim;
+mod wasi_ctx;
 mod wcgi;
 
 pub use cgi_response::ResponseHead;

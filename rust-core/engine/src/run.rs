@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::I32Exit;
 
 use crate::cgi_env;
 use crate::cgi_output::CgiOutput;
@@ -38,29 +38,15 @@ impl Engine {
         }
         let output = Arc::new(Mutex::new(CgiOutput::new(host.clone())));
         let stderr = GuestStderr::new(host.clone());
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.allow_blocking_current_thread(true)
-            .arg(spec.module_path.to_string_lossy())
-            .envs(&cgi_env::build(spec))
-            .stdin(GuestStdin::new(host.clone()))
-            .stdout(GuestStdout::new(output.clone()))
-            .stderr(stderr.clone());
-        for m in &spec.mounts {
-            let perms = if m.writable {
-                FsPerms::ReadWrite
-            } else {
-                FsPerms::ReadOnly
-            };
-            wasi.preopened_dir(&m.host_path, &m.guest_path, perms)
-                .map_err(|e| {
-                    Failure::new(
-                        FailureKind::Internal,
-                        format!("cannot mount {}: {e:#}", m.host_path.display()),
-                    )
-                })?;
-        }
+        let wasi = crate::wasi_ctx::build(
+            spec,
+            &cgi_env::build(spec),
+            GuestStdin::new(host.clone()),
+            GuestStdout::new(output.clone()),
+            stderr.clone(),
+        )?;
         let state = GuestState {
-            wasi: wasi.build_p1(),
+            wasi,
             limiter: GuestLimiter::new(spec.limits.memory_bytes),
             wcgi: None,
         };

@@ -232,6 +232,16 @@ impl BodyReader {
         }
     }
 
+    /// Takes buffered bytes of the current body or chunk, at most `left`.
+    fn take_left(&mut self) -> Vec<u8> {
+        let n = self
+            .buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        self.left -= n as u64;
+        self.buf.drain(..n).collect()
+    }
+
     async fn fill(
         &mut self,
         input: &mut (impl AsyncRead + Unpin),
@@ -267,12 +277,7 @@ impl BodyReader {
                 if self.buf.is_empty() && !self.fill(input, chunk).await? {
                     return Err(gone("reading the response body", "stream ended early"));
                 }
-                let n = self
-                    .buf
-                    .len()
-                    .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-                let piece: Vec<u8> = self.buf.drain(..n).collect();
-                self.left -= n as u64;
+                let piece = self.take_left();
                 self.done = self.left == 0;
                 Ok(Some(piece))
             }
@@ -294,12 +299,7 @@ impl BodyReader {
                         "stream ended inside a chunk",
                     ));
                 }
-                let n = self
-                    .buf
-                    .len()
-                    .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-                let piece: Vec<u8> = self.buf.drain(..n).collect();
-                self.left -= n as u64;
+                let piece = self.take_left();
                 self.expect_crlf = self.left == 0;
                 return Ok(Some(piece));
             }

@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use futures::AsyncReadExt;
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::cgi_env;
 use crate::cgi_response::ResponseHead;
@@ -230,26 +229,17 @@ impl Engine {
         });
         let mut env = cgi_env::build(spec);
         env.push(("WAGI_WCGI".into(), "true".into()));
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.allow_blocking_current_thread(true)
-            .arg(spec.module_path.to_string_lossy())
-            .envs(&env)
-            .stdin(InboxStdin(inbox.clone()))
-            .stdout(ChannelStdout(stdout_tx))
-            .stderr(GuestStderr::unlimited(sink));
-        for m in &spec.mounts {
-            let perms = if m.writable {
-                FsPerms::ReadWrite
-            } else {
-                FsPerms::ReadOnly
-            };
-            wasi.preopened_dir(&m.host_path, &m.guest_path, perms)
-                .map_err(|e| internal(&format!("cannot mount {}", m.host_path.display()), e))?;
-        }
+        let wasi = crate::wasi_ctx::build(
+            spec,
+            &env,
+            InboxStdin(inbox.clone()),
+            ChannelStdout(stdout_tx),
+            GuestStderr::unlimited(sink),
+        )?;
         let mut store = Store::new(
             &self.engine,
             GuestState {
-                wasi: wasi.build_p1(),
+                wasi,
                 limiter: GuestLimiter::new(spec.limits.memory_bytes),
                 wcgi: None,
             },

@@ -1,0 +1,41 @@
+//! The WASI context every guest gets, CGI or WCGI: argv, environment, stdio and mounts.
+
+use wasmtime_wasi::cli::{StdinStream, StdoutStream};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use crate::failure::{Failure, FailureKind};
+use crate::request::RunSpec;
+
+/// Builds the guest's WASI context for `spec` with the given environment and stdio. Only
+/// the mounts in `spec` are visible; nothing of the host's environment is.
+pub fn build(
+    spec: &RunSpec,
+    env: &[(String, String)],
+    stdin: impl StdinStream + 'static,
+    stdout: impl StdoutStream + 'static,
+    stderr: impl StdoutStream + 'static,
+) -> Result<WasiP1Ctx, Failure> {
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.allow_blocking_current_thread(true)
+        .arg(spec.module_path.to_string_lossy())
+        .envs(env)
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(stderr);
+    for m in &spec.mounts {
+        let perms = if m.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        wasi.preopened_dir(&m.host_path, &m.guest_path, perms)
+            .map_err(|e| {
+                Failure::new(
+                    FailureKind::Internal,
+                    format!("cannot mount {}: {e:#}", m.host_path.display()),
+                )
+            })?;
+    }
+    Ok(wasi.build_p1())
+}
