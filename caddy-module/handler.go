@@ -99,6 +99,7 @@ type Handler struct {
 	serverSoft string
 	slots      chan struct{}
 	warmed     *sync.Map // root -> struct{}: roots already precompiled
+	loads      *singleLoad
 }
 
 // Defaults, documented on the fields above.
@@ -183,6 +184,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.serverSoft = "Caddy/" + simple
 	h.slots = make(chan struct{}, h.MaxInstances)
 	h.warmed = new(sync.Map)
+	h.loads = &singleLoad{running: map[string]chan struct{}{}}
 	logger := caddy.Log().Named("http.handlers.wagi")
 	e, _, err := engines.LoadOrNew(engineKey, func() (caddy.Destructor, error) {
 		return engine.New(engine.Config{Slots: engineSlots, Log: func(level engine.LogLevel, msg string) {

@@ -23,7 +23,7 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	if err := h.checkBody(w, r, s); err != nil {
 		return err
 	}
-	if err := h.acquire(r); err != nil {
+	if err := h.acquire(r, s); err != nil {
 		return err
 	}
 	release := sync.OnceFunc(func() { <-h.slots })
@@ -102,6 +102,14 @@ func (h *Handler) describe(rec *engine.Record, r *http.Request, repl *caddy.Repl
 	h.describeCache(rec)
 }
 
+// prepare loads a module without running it; failures show when it runs.
+func (h *Handler) prepare(module string) {
+	var rec engine.Record
+	rec.Add(engine.FieldModulePath, module)
+	h.describeCache(&rec)
+	_ = h.engine.Prepare(&rec)
+}
+
 // describeCache adds the module cache settings to a record.
 func (h *Handler) describeCache(rec *engine.Record) {
 	if h.CacheDir != cacheOff {
@@ -113,12 +121,16 @@ func (h *Handler) describeCache(rec *engine.Record) {
 }
 
 // acquire waits up to MaxWait for one of this handler's guest slots.
-func (h *Handler) acquire(r *http.Request) error {
+func (h *Handler) acquire(r *http.Request, s script) error {
 	select {
 	case h.slots <- struct{}{}:
 		return nil
 	default:
 	}
+	// All slots are busy, often with requests waiting for a module to compile. Wait for
+	// this request's module to be ready first, holding no slot, so that a compile does not
+	// count against max_wait.
+	h.loads.wait(r.Context(), s.filename, func() { h.prepare(s.filename) })
 	timer := time.NewTimer(time.Duration(h.MaxWait))
 	defer timer.Stop()
 	select {
