@@ -206,6 +206,28 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	t.Logf("%d requests served across 50 replacements", served)
 }
 
+// A deploy caught half-way (the file holds the first half of a new module) keeps the
+// previous version serving, with a warning; the complete file then takes over.
+func TestHalfWrittenModuleKeepsThePreviousVersion(t *testing.T) {
+	url := site("halfwritten") + "/"
+	if r := get(t, url); string(r.body) != "probe /\n" {
+		t.Fatalf("before: %d %q", r.status, r.body)
+	}
+	target := modulePath("halfwritten", "index.wasm")
+	next := mustRead(t, world.hello)
+	writeFile(t, target, string(next[:len(next)/2]))
+	if r := get(t, url); r.status != 200 || string(r.body) != "probe /\n" {
+		t.Errorf("with a half-written file: %d %q, want the previous version", r.status, r.body)
+	}
+	if !world.proc.logs.WaitFor(5*time.Second, "serving the previous one", target) {
+		t.Error("no warning naming the module")
+	}
+	writeFile(t, target, string(next))
+	if r := get(t, url); string(r.body) != "index\n" {
+		t.Errorf("after the write completed: %d %q", r.status, r.body)
+	}
+}
+
 func TestConcurrentFirstRequestsCompileOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	var bad atomic.Int64

@@ -62,6 +62,28 @@ func TestWCGIRequestArrivesIntact(t *testing.T) {
 	}
 }
 
+// The instance's environment is the CGI one of the request that started it, without that
+// visitor's headers or address, and never Caddy's own.
+func TestWCGIInstanceEnvironment(t *testing.T) {
+	r := do(t, http.MethodGet, site("wcgishort")+"/env", nil, http.Header{"Cookie": {"secret=1"}})
+	env := string(r.body)
+	for _, want := range []string{"WAGI_WCGI=true", "GATEWAY_INTERFACE=CGI/1.1", "DOCUMENT_ROOT="} {
+		if !strings.Contains(env, want) {
+			t.Errorf("instance env lacks %s:\n%s", want, env)
+		}
+	}
+	// Every request sends User-Agent, so whichever request started the instance, a kept
+	// header would show as HTTP_USER_AGENT.
+	key, _, _ := strings.Cut(hostSecret, "=")
+	for _, line := range strings.Split(env, "\n") {
+		for _, unwanted := range []string{"HTTP_", "REMOTE_", key + "=", "PATH="} {
+			if strings.HasPrefix(line, unwanted) {
+				t.Errorf("instance env has %s", line)
+			}
+		}
+	}
+}
+
 func TestWCGIConcurrentLoad(t *testing.T) {
 	var wg sync.WaitGroup
 	var failures atomic.Int64

@@ -134,6 +134,11 @@ func routes() *http.ServeMux {
 			http.Error(w, "nobody waiting", http.StatusConflict)
 		}
 	})
+	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+		for _, kv := range os.Environ() {
+			fmt.Fprintln(w, kv)
+		}
+	})
 	mux.HandleFunc("/crash", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(os.Stderr, "wcgi guest crashing on purpose")
 		os.Exit(3)
