@@ -81,6 +81,24 @@ func TestCGIVariables(t *testing.T) {
 	}
 }
 
+// Over TLS (and so HTTP/2) the guest learns it is HTTPS, as from Caddy's FastCGI transport.
+func TestTLSVariables(t *testing.T) {
+	env := guestEnv(t, site("tls")+"/?do=env", nil)
+	port := site("tls")[strings.LastIndex(site("tls"), ":")+1:]
+	want := map[string]string{"HTTPS": "on", "SSL_PROTOCOL": "TLSv1.3", "REQUEST_SCHEME": "https",
+		"SERVER_PORT": port, "SERVER_PROTOCOL": "HTTP/2.0"}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("%s = %q, want %q", k, env[k], v)
+		}
+	}
+	body := bytes.Repeat([]byte("z"), 300_000)
+	r := do(t, http.MethodPost, site("tls")+"/?do=echo", bytes.NewReader(body), nil)
+	if r.status != 200 || !bytes.Equal(r.body, body) {
+		t.Errorf("echo over HTTP/2: %d, %d bytes", r.status, len(r.body))
+	}
+}
+
 func TestFrontControllerAndDirectoryIndex(t *testing.T) {
 	env := guestEnv(t, site("probe")+"/no/such/page?do=env", nil)
 	if env["SCRIPT_NAME"] != "/index.wasm" || env["REQUEST_URI"] != "/no/such/page?do=env" {

@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -217,6 +218,13 @@ func (p *caddyProc) Reload(caddyfile string) error {
 // client has a generous timeout: a first request may compile a multi-megabyte Go module.
 var client = &http.Client{
 	Timeout: 120 * time.Second,
+	// The `tls` site uses Caddy's internal CA; its certificate is not what is tested.
+	Transport: &http.Transport{
+		TLSClientConfig:       &tls.Config{InsecureSkipVerify: true},
+		ForceAttemptHTTP2:     true,
+		ExpectContinueTimeout: time.Second,
+		MaxIdleConnsPerHost:   64,
+	},
 	CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	},

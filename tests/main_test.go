@@ -83,16 +83,21 @@ func run(m *testing.M) (int, error) {
 	}
 	world.sites = map[string]string{}
 	var cf strings.Builder
-	fmt.Fprintf(&cf, "{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n}\n", admin)
+	// skip_install_trust: the `tls internal` site must not touch the machine's trust store.
+	fmt.Fprintf(&cf, "{\n\tadmin 127.0.0.1:%d\n\tauto_https disable_redirects\n\tskip_install_trust\n}\n", admin)
 	for _, s := range sharedSites {
 		port, err := freePort()
 		if err != nil {
 			return 1, err
 		}
-		world.sites[s.name] = fmt.Sprintf("http://127.0.0.1:%d", port)
+		scheme := "http"
+		if strings.HasPrefix(s.name, "tls") {
+			scheme = "https"
+		}
+		world.sites[s.name] = fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)
 		root := filepath.Join(world.work, "sites", s.name)
 		body := strings.ReplaceAll(s.body, "$SITES", filepath.Join(world.work, "sites"))
-		fmt.Fprintf(&cf, "\nhttp://127.0.0.1:%d {\n\troot * %s\n%s\n}\n", port, root, body)
+		fmt.Fprintf(&cf, "\n%s {\n\troot * %s\n%s\n}\n", world.sites[s.name], root, body)
 	}
 	world.sitesCf = cf.String()
 	world.proc, err = startCaddy(world.caddy, world.work, world.sitesCf, fmt.Sprintf("127.0.0.1:%d", admin), hostSecret)
@@ -123,6 +128,7 @@ var sharedSites = []struct{ name, body string }{
 	{"warm", "\twagi {\n\t\troot $SITES/warm\n\t\tprecompile\n\t}"},
 	{"busy", "\twagi {\n\t\tmax_instances 1\n\t\tmax_wait 300ms\n\t}"},
 	{"halfwritten", "\twagi"},
+	{"tls", "\ttls internal\n\twagi"},
 	{"wcgi", "\twagi {\n\t\tinstances 2\n\t}"},
 	{"wcgicgi", "\twagi {\n\t\tmode cgi\n\t}"},
 	{"wcgishort", "\twagi {\n\t\ttimeout 1s\n\t\tkeepalive 1s\n\t}"},
@@ -150,6 +156,7 @@ func layoutSites(dir string) error {
 		"busy/index.wasm":        world.probe,
 		"wcgi/index.wasm":        world.wcgi,
 		"halfwritten/index.wasm": world.probe,
+		"tls/index.wasm":         world.probe,
 		"wcgicgi/index.wasm":     world.wcgi,
 		"wcgishort/index.wasm":   world.wcgi,
 		"wcgireload/index.wasm":  world.wcgi,
