@@ -74,16 +74,21 @@ impl Inbox {
 
     /// Waits until there is something to read (or the pipe is closed).
     pub async fn wait_readable(&self) {
-        loop {
-            let notified = self.ready.notified();
-            tokio::pin!(notified);
-            // Register before checking, so a push between the check and the wait is seen.
-            notified.as_mut().enable();
-            if self.readable() {
-                return;
-            }
-            notified.await;
+        wait_until(&self.ready, || self.readable()).await
+    }
+}
+
+/// Waits until `ready()` holds, re-checking each time `notify` wakes its waiters.
+pub async fn wait_until(notify: &Notify, ready: impl Fn() -> bool) {
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        // Register before checking, so a change between the check and the wait is seen.
+        notified.as_mut().enable();
+        if ready() {
+            return;
         }
+        notified.await;
     }
 }
 

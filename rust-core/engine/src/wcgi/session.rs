@@ -162,12 +162,6 @@ impl Session {
 
     /// Waits until the session ends.
     pub async fn wait_ended(&self) {
-        let notified = self.closed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if self.ended() {
-            return;
-        }
-        notified.await;
+        super::pipe::wait_until(&self.closed, || self.ended()).await
     }
 }
