@@ -127,20 +127,38 @@ func (h *Handler) acquire(r *http.Request, s script) error {
 		return nil
 	default:
 	}
-	// All slots are busy, often with requests waiting for a module to compile. Wait for
-	// this request's module to be ready first, holding no slot, so that a compile does not
-	// count against max_wait.
+	// Slots busy for longer than a request normally takes are often held by requests
+	// waiting for a module to compile: then wait for this request's module to be ready
+	// first, holding no slot, so a compile does not count against max_wait.
+	if h.waitSlot(r, loadCheckAfter) {
+		return nil
+	}
 	h.loads.wait(r.Context(), s.filename, func() { h.prepare(s.filename) })
-	timer := time.NewTimer(time.Duration(h.MaxWait))
+	if h.waitSlot(r, time.Duration(h.MaxWait)) {
+		return nil
+	}
+	if err := r.Context().Err(); err != nil {
+		return caddyhttp.Error(499, err)
+	}
+	h.logger.Warn("all guest slots busy", zap.Int("max_instances", h.MaxInstances), zap.String("path", r.URL.Path))
+	return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("wagi: no guest slot free within %s", time.Duration(h.MaxWait)))
+}
+
+// loadCheckAfter is how long a request waits for a slot before checking whether its
+// module is still loading.
+const loadCheckAfter = 100 * time.Millisecond
+
+// waitSlot waits up to d for a slot; false if none came or the client left.
+func (h *Handler) waitSlot(r *http.Request, d time.Duration) bool {
+	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case h.slots <- struct{}{}:
-		return nil
+		return true
 	case <-timer.C:
-		h.logger.Warn("all guest slots busy", zap.Int("max_instances", h.MaxInstances), zap.String("path", r.URL.Path))
-		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("wagi: no guest slot free within %s", time.Duration(h.MaxWait)))
+		return false
 	case <-r.Context().Done():
-		return caddyhttp.Error(499, r.Context().Err())
+		return false
 	}
 }
 
