@@ -133,10 +133,6 @@ impl Engine {
         self.modules.len()
     }
 
-    /// How many long-lived (WCGI) instances are running.
-    pub fn wcgi_instances(&self) -> usize {
-        self.wcgi.live_instances()
-    }
 
     pub(crate) fn module(
         &self,

@@ -148,13 +148,6 @@ impl WcgiPools {
         lock(&self.draining).iter().for_each(|i| i.shut_down());
     }
 
-    /// How many instances are alive.
-    pub fn live_instances(&self) -> usize {
-        lock(&self.pools)
-            .values()
-            .map(|p| p.instances.iter().filter(|i| i.alive()).count())
-            .sum()
-    }
 }
 
 impl Engine {
