@@ -97,7 +97,7 @@ type Handler struct {
 	logger     *zap.Logger
 	envHasRepl bool
 	serverSoft string
-	slots      chan struct{}
+	slots      engine.Slots
 	warmed     *sync.Map // root -> struct{}: roots already precompiled
 	loads      *singleLoad
 }
@@ -182,7 +182,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	simple, _ := caddy.Version()
 	h.serverSoft = "Caddy/" + simple
-	h.slots = make(chan struct{}, h.MaxInstances)
+	h.slots = engine.NewSlots(h.MaxInstances)
 	h.warmed = new(sync.Map)
 	h.loads = &singleLoad{running: map[string]chan struct{}{}}
 	logger := caddy.Log().Named("http.handlers.wagi")

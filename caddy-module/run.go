@@ -26,7 +26,7 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	if err := h.acquire(r, s); err != nil {
 		return err
 	}
-	release := sync.OnceFunc(func() { <-h.slots })
+	release := sync.OnceFunc(h.slots.Release)
 	defer release()
 	rec := records.Get().(*engine.Record)
 	defer records.Put(rec)
@@ -122,19 +122,14 @@ func (h *Handler) describeCache(rec *engine.Record) {
 
 // acquire waits up to MaxWait for one of this handler's guest slots.
 func (h *Handler) acquire(r *http.Request, s script) error {
-	select {
-	case h.slots <- struct{}{}:
-		return nil
-	default:
-	}
 	// Slots busy for longer than a request normally takes are often held by requests
 	// waiting for a module to compile: then wait for this request's module to be ready
 	// first, holding no slot, so a compile does not count against max_wait.
-	if h.waitSlot(r, loadCheckAfter) {
+	if h.slots.Acquire(r.Context(), loadCheckAfter) {
 		return nil
 	}
 	h.loads.wait(r.Context(), s.filename, func() { h.prepare(s.filename) })
-	if h.waitSlot(r, time.Duration(h.MaxWait)) {
+	if h.slots.Acquire(r.Context(), time.Duration(h.MaxWait)) {
 		return nil
 	}
 	if err := r.Context().Err(); err != nil {
@@ -147,20 +142,6 @@ func (h *Handler) acquire(r *http.Request, s script) error {
 // loadCheckAfter is how long a request waits for a slot before checking whether its
 // module is still loading.
 const loadCheckAfter = 100 * time.Millisecond
-
-// waitSlot waits up to d for a slot; false if none came or the client left.
-func (h *Handler) waitSlot(r *http.Request, d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case h.slots <- struct{}{}:
-		return true
-	case <-timer.C:
-		return false
-	case <-r.Context().Done():
-		return false
-	}
-}
 
 // tlsProtocolName names a TLS version as Apache's mod_ssl does in SSL_PROTOCOL.
 func tlsProtocolName(v uint16) string {

@@ -35,7 +35,7 @@ type Config struct {
 // Engine is a loaded Rust engine: module cache, instance pool, time limits.
 type Engine struct {
 	ptr   *C.wagi_engine
-	slots chan struct{}
+	slots Slots
 }
 
 // Error is a failed request as the engine reports it.
@@ -68,7 +68,7 @@ func New(cfg Config) (*Engine, error) {
 	if C.wagi_engine_new(&c, &ptr, &cerr) != C.WAGI_OK {
 		return nil, takeError(cerr)
 	}
-	return &Engine{ptr: ptr, slots: make(chan struct{}, cfg.Slots)}, nil
+	return &Engine{ptr: ptr, slots: NewSlots(cfg.Slots)}, nil
 }
 
 // Destruct frees the engine; it implements caddy.Destructor. No request may be running.
@@ -86,7 +86,7 @@ func (e *Engine) Handle(ctx context.Context, rec *Record, ex Exchange, maxWait t
 	if err := e.acquire(ctx, maxWait); err != nil {
 		return err
 	}
-	defer func() { <-e.slots }()
+	defer e.slots.Release()
 	if len(rec.buf) == 0 {
 		return &Error{Status: 500, Kind: "internal", Message: "empty request record"}
 	}
@@ -115,21 +115,13 @@ func (e *Engine) Prepare(rec *Record) *Error {
 }
 
 func (e *Engine) acquire(ctx context.Context, maxWait time.Duration) *Error {
-	select {
-	case e.slots <- struct{}{}:
+	if e.slots.Acquire(ctx, maxWait) {
 		return nil
-	default:
 	}
-	timer := time.NewTimer(maxWait)
-	defer timer.Stop()
-	select {
-	case e.slots <- struct{}{}:
-		return nil
-	case <-timer.C:
-		return &Error{Status: 503, Kind: "busy", Message: fmt.Sprintf("no guest slot free within %s", maxWait)}
-	case <-ctx.Done():
+	if ctx.Err() != nil {
 		return &Error{Status: 499, Kind: "client_gone", Message: "client went away while waiting for a slot"}
 	}
+	return &Error{Status: 503, Kind: "busy", Message: fmt.Sprintf("no guest slot free within %s", maxWait)}
 }
 
 // takeError converts and frees an engine error.
