@@ -133,7 +133,6 @@ impl Engine {
         self.modules.len()
     }
 
-
     pub(crate) fn module(
         &self,
         path: &Path,

@@ -147,7 +147,6 @@ impl WcgiPools {
         }
         lock(&self.draining).iter().for_each(|i| i.shut_down());
     }
-
 }
 
 impl Engine {
