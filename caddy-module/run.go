@@ -69,7 +69,7 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 func (h *Handler) describe(rec *engine.Record, r *http.Request, repl *caddy.Replacer, root string, s script) {
 	rec.Add(engine.FieldModulePath, s.filename)
 	rec.Add(engine.FieldMethod, r.Method)
-	rec.Add(engine.FieldRequestURI, r.RequestURI)
+	rec.Add(engine.FieldRequestURI, originalRequestURI(r))
 	rec.Add(engine.FieldQueryString, r.URL.RawQuery)
 	rec.Add(engine.FieldProtocol, r.Proto)
 	rec.Add(engine.FieldHost, r.Host)
@@ -77,6 +77,7 @@ func (h *Handler) describe(rec *engine.Record, r *http.Request, repl *caddy.Repl
 	if r.TLS != nil {
 		rec.Add(engine.FieldTLSProtocol, tlsProtocolName(r.TLS.Version))
 	}
+	describeConnection(rec, r, repl)
 	if r.ContentLength >= 0 {
 		rec.AddInt(engine.FieldContentLength, r.ContentLength)
 	}
@@ -96,6 +97,7 @@ func (h *Handler) describe(rec *engine.Record, r *http.Request, repl *caddy.Repl
 		}
 		rec.Add2(engine.FieldEnv, k, v)
 	}
+	h.describeSiteEnv(rec)
 	h.describeMounts(rec, root)
 	rec.AddInt(engine.FieldTimeoutMs, time.Duration(h.Timeout).Milliseconds())
 	rec.AddInt(engine.FieldMemoryBytes, h.MemoryBytes)

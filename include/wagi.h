@@ -39,7 +39,7 @@ enum wagi_field
   WAGI_FIELD_MODULE_PATH = 1,
   WAGI_FIELD_METHOD = 2,
   /*
-   The original request target, e.g. `/a?b=c`.
+   The request target as the client sent it, before any rewrite, e.g. `/a?b=c`.
    */
   WAGI_FIELD_REQUEST_URI = 3,
   WAGI_FIELD_QUERY_STRING = 4,
@@ -108,6 +108,29 @@ enum wagi_field
    Decimal count of long-lived instances per module in WCGI mode.
    */
   WAGI_FIELD_INSTANCES = 24,
+  /*
+   IP address of the listener the request came in on (`SERVER_ADDR`).
+   */
+  WAGI_FIELD_SERVER_ADDR = 25,
+  /*
+   The authenticated user (`REMOTE_USER`), e.g. from `basic_auth`.
+   */
+  WAGI_FIELD_REMOTE_USER = 26,
+  /*
+   Present only over TLS: the cipher suite name, e.g. `TLS_AES_128_GCM_SHA256`.
+   */
+  WAGI_FIELD_TLS_CIPHER = 27,
+  /*
+   `1` when the client is a proxy the server trusts (`trusted_proxies`), so its
+   `X-Forwarded-*` headers are kept; absent or `0` otherwise.
+   */
+  WAGI_FIELD_TRUSTED_PROXY = 28,
+  /*
+   Two strings: key, value. The configured guest environment evaluated without the
+   request, for long-lived WCGI instances. Absent when `WAGI_FIELD_ENV` values hold no
+   placeholders (they serve instances as they are).
+   */
+  WAGI_FIELD_SITE_ENV = 29,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum wagi_field wagi_field;

@@ -39,6 +39,11 @@ const (
 	FieldKeepaliveMs    Field = C.WAGI_FIELD_KEEPALIVE_MS
 	FieldMode           Field = C.WAGI_FIELD_MODE
 	FieldInstances      Field = C.WAGI_FIELD_INSTANCES
+	FieldServerAddr     Field = C.WAGI_FIELD_SERVER_ADDR
+	FieldRemoteUser     Field = C.WAGI_FIELD_REMOTE_USER
+	FieldTLSCipher      Field = C.WAGI_FIELD_TLS_CIPHER
+	FieldTrustedProxy   Field = C.WAGI_FIELD_TRUSTED_PROXY
+	FieldSiteEnv        Field = C.WAGI_FIELD_SITE_ENV
 )
 
 // Record is a request record under construction: tagged fields of length-prefixed strings,
@@ -56,7 +61,7 @@ func (r *Record) Add(f Field, value string) {
 	r.str(value)
 }
 
-// Add2 appends a field with two strings (header, env, mounts).
+// Add2 appends a field with two strings (header, env, site env, mounts).
 func (r *Record) Add2(f Field, a, b string) {
 	r.buf = append(r.buf, byte(f))
 	r.str(a)

@@ -1,11 +1,44 @@
 //! The CGI/1.1 environment (RFC 3875 section 4.1) for one request, built the way Caddy's
 //! FastCGI transport builds it, so guests written for go-wagi behind `php_fastcgi` see the
-//! same variables.
+//! same variables; and the smaller, visitor-free environment of a long-lived WCGI instance.
 
-use crate::request::RunSpec;
+use crate::request::{HttpFacts, RunSpec};
 
-/// Builds the guest's environment. Nothing comes from the host process's own environment.
+/// Builds the guest's environment for one request. Nothing comes from the host process's
+/// own environment.
 pub fn build(spec: &RunSpec) -> Vec<(String, String)> {
+    let mut env = Env::default();
+    site_level(spec, &mut env);
+    request_level(spec, &mut env);
+    env.extend(&spec.env);
+    env.vars
+}
+
+/// The environment a long-lived WCGI instance starts with. It serves every visitor, so it
+/// gets only what names the site and the module, the configured `env` evaluated without
+/// any request, and `WAGI_WCGI=true`: no query string, cookie or address of whichever
+/// request happened to start it. Each request brings its own facts over HTTP.
+pub fn instance(spec: &RunSpec) -> Vec<(String, String)> {
+    let mut env = Env::default();
+    site_level(spec, &mut env);
+    env.extend(spec.site_env.as_ref().unwrap_or(&spec.env));
+    env.set("WAGI_WCGI", "true");
+    env.vars
+}
+
+/// The variables that are the same for every request to a module: the only derived ones a
+/// WCGI instance sees.
+fn site_level(spec: &RunSpec, env: &mut Env) {
+    let script = &spec.script;
+    env.set("GATEWAY_INTERFACE", "CGI/1.1");
+    env.set("SERVER_SOFTWARE", &spec.http.server_software);
+    env.set("DOCUMENT_ROOT", &script.document_root);
+    env.set("SCRIPT_NAME", &script.script_name);
+    env.set("SCRIPT_FILENAME", &script.script_filename);
+}
+
+/// The variables of one request, as Caddy's FastCGI transport (`buildEnv`) sets them.
+fn request_level(spec: &RunSpec, env: &mut Env) {
     let http = &spec.http;
     let script = &spec.script;
     let (remote_ip, remote_port) = split_host_port(&http.remote_addr);
@@ -17,19 +50,18 @@ pub fn build(spec: &RunSpec) -> Vec<(String, String)> {
         port => port,
     };
 
-    let mut env = Env::default();
-    env.set("GATEWAY_INTERFACE", "CGI/1.1");
-    env.set("SERVER_SOFTWARE", &http.server_software);
     env.set("SERVER_NAME", server_name);
     env.set("SERVER_PORT", server_port);
+    if !http.server_addr.is_empty() {
+        env.set("SERVER_ADDR", &http.server_addr);
+    }
     env.set("SERVER_PROTOCOL", &http.protocol);
     env.set("REQUEST_METHOD", &http.method);
     env.set("REQUEST_SCHEME", if https { "https" } else { "http" });
     env.set("REQUEST_URI", &http.request_uri);
     env.set("QUERY_STRING", &http.query_string);
-    env.set("DOCUMENT_ROOT", &script.document_root);
-    env.set("SCRIPT_NAME", &script.script_name);
-    env.set("SCRIPT_FILENAME", &script.script_filename);
+    // Caddy's DOCUMENT_URI is the request path up to the script: the script's URL path.
+    env.set("DOCUMENT_URI", &script.script_name);
     env.set("PATH_INFO", &script.path_info);
     if !script.path_info.is_empty() {
         // RFC 3875 4.1.6: PATH_TRANSLATED exists only with PATH_INFO.
@@ -41,6 +73,10 @@ pub fn build(spec: &RunSpec) -> Vec<(String, String)> {
     env.set("REMOTE_ADDR", remote_ip);
     env.set("REMOTE_HOST", remote_ip);
     env.set("REMOTE_PORT", remote_port);
+    // Set even when empty, as Caddy does, so a guest can tell "nobody" from "not told".
+    env.set("REMOTE_IDENT", "");
+    env.set("REMOTE_USER", &http.remote_user);
+    env.set("AUTH_TYPE", auth_type(http));
     env.set(
         "CONTENT_LENGTH",
         &http
@@ -53,6 +89,9 @@ pub fn build(spec: &RunSpec) -> Vec<(String, String)> {
     if let Some(proto) = &http.tls_protocol {
         env.set("HTTPS", "on");
         env.set("SSL_PROTOCOL", proto);
+    }
+    if let Some(cipher) = &http.tls_cipher {
+        env.set("SSL_CIPHER", cipher);
     }
 
     for (name, value) in &http.headers {
@@ -68,11 +107,18 @@ pub fn build(spec: &RunSpec) -> Vec<(String, String)> {
         };
         env.append(key, value, separator);
     }
+}
 
-    for (key, value) in &spec.env {
-        env.set(key, value);
+/// RFC 3875 4.1.1: the scheme the user authenticated with (`Basic` behind `basic_auth`),
+/// taken from the `Authorization` header the authentication handler accepted; empty when
+/// no user was authenticated, whatever the client sent.
+fn auth_type(http: &HttpFacts) -> &str {
+    if http.remote_user.is_empty() {
+        return "";
     }
-    env.vars
+    header(http, "authorization")
+        .map(|v| v.trim_start().split(' ').next().unwrap_or(""))
+        .unwrap_or("")
 }
 
 /// An ordered environment where setting a key again replaces its value in place.
@@ -90,6 +136,12 @@ impl Env {
         match self.position(key) {
             Some(i) => self.vars[i].1 = value.to_string(),
             None => self.vars.push((key.to_string(), value.to_string())),
+        }
+    }
+
+    fn extend(&mut self, vars: &[(String, String)]) {
+        for (key, value) in vars {
+            self.set(key, value);
         }
     }
 
@@ -116,7 +168,7 @@ fn header_env_name(name: &str) -> String {
     key
 }
 
-fn header<'a>(http: &'a crate::request::HttpFacts, name: &str) -> Option<&'a str> {
+fn header<'a>(http: &'a HttpFacts, name: &str) -> Option<&'a str> {
     http.headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -124,7 +176,7 @@ fn header<'a>(http: &'a crate::request::HttpFacts, name: &str) -> Option<&'a str
 }
 
 /// Splits `host:port`, `[v6]:port`, `host` or `[v6]` into host (without brackets) and port.
-fn split_host_port(addr: &str) -> (&str, &str) {
+pub(crate) fn split_host_port(addr: &str) -> (&str, &str) {
     if let Some(rest) = addr.strip_prefix('[') {
         return match rest.split_once(']') {
             Some((host, tail)) => (host, tail.strip_prefix(':').unwrap_or("")),
@@ -151,7 +203,7 @@ fn join_under_root(root: &str, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::{HttpFacts, ScriptFacts};
+    use crate::request::ScriptFacts;
 
     fn spec() -> RunSpec {
         RunSpec {
@@ -173,6 +225,7 @@ mod tests {
                 ],
                 content_length: Some(5),
                 server_software: "Caddy".into(),
+                ..HttpFacts::default()
             },
             script: ScriptFacts {
                 document_root: "/srv/site".into(),
@@ -244,6 +297,77 @@ mod tests {
         assert_eq!(get(&env, "APP_MODE"), Some("prod"));
         assert_eq!(get(&env, "PATH_TRANSLATED"), None);
         assert_eq!(get(&env, "PATH_INFO"), Some(""));
+    }
+
+    #[test]
+    fn fastcgi_parity_variables() {
+        let mut s = spec();
+        s.http.server_addr = "127.0.0.1".into();
+        s.http.request_uri = "/before-rewrite?x=1".into();
+        let env = build(&s);
+        assert_eq!(get(&env, "SERVER_ADDR"), Some("127.0.0.1"));
+        assert_eq!(get(&env, "REQUEST_URI"), Some("/before-rewrite?x=1"));
+        assert_eq!(get(&env, "DOCUMENT_URI"), Some("/api.wasm"));
+        assert_eq!(get(&env, "REMOTE_IDENT"), Some(""));
+        assert_eq!(get(&env, "REMOTE_USER"), Some(""));
+        assert_eq!(get(&env, "AUTH_TYPE"), Some(""));
+        assert_eq!(get(&env, "SSL_CIPHER"), None);
+        assert_eq!(get(&build(&spec()), "SERVER_ADDR"), None);
+    }
+
+    #[test]
+    fn auth_type_only_for_an_authenticated_user() {
+        let mut s = spec();
+        s.http
+            .headers
+            .push(("Authorization".into(), "Basic YWxpY2U6cHc=".into()));
+        assert_eq!(get(&build(&s), "AUTH_TYPE"), Some(""));
+        s.http.remote_user = "alice".into();
+        let env = build(&s);
+        assert_eq!(get(&env, "REMOTE_USER"), Some("alice"));
+        assert_eq!(get(&env, "AUTH_TYPE"), Some("Basic"));
+    }
+
+    #[test]
+    fn tls_cipher() {
+        let mut s = spec();
+        s.http.tls_protocol = Some("TLSv1.3".into());
+        s.http.tls_cipher = Some("TLS_AES_128_GCM_SHA256".into());
+        assert_eq!(
+            get(&build(&s), "SSL_CIPHER"),
+            Some("TLS_AES_128_GCM_SHA256")
+        );
+    }
+
+    #[test]
+    fn instance_env_has_no_visitor_in_it() {
+        let mut s = spec();
+        s.env = vec![("VISITOR".into(), "x=1".into())];
+        s.site_env = Some(vec![("VISITOR".into(), "".into())]);
+        let env = instance(&s);
+        let keys: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "GATEWAY_INTERFACE",
+                "SERVER_SOFTWARE",
+                "DOCUMENT_ROOT",
+                "SCRIPT_NAME",
+                "SCRIPT_FILENAME",
+                "VISITOR",
+                "WAGI_WCGI"
+            ]
+        );
+        assert_eq!(get(&env, "VISITOR"), Some(""));
+        assert_eq!(get(&env, "WAGI_WCGI"), Some("true"));
+        assert_eq!(get(&env, "SCRIPT_NAME"), Some("/api.wasm"));
+    }
+
+    #[test]
+    fn instance_env_uses_env_without_placeholders() {
+        let mut s = spec();
+        s.env = vec![("APP_MODE".into(), "prod".into())];
+        assert_eq!(get(&instance(&s), "APP_MODE"), Some("prod"));
     }
 
     #[test]

@@ -9,9 +9,10 @@ use std::time::Duration;
 #[derive(Clone, Debug, Default)]
 pub struct HttpFacts {
     pub method: String,
-    /// The original request target, e.g. `/hello1?x=1`.
+    /// The request target as the client sent it, before any rewrite, e.g. `/hello1?x=1`.
     pub request_uri: String,
-    /// The raw query string, without `?`.
+    /// The raw query string, without `?` (after rewrites, as Caddy's FastCGI transport
+    /// passes it).
     pub query_string: String,
     /// e.g. `HTTP/1.1`.
     pub protocol: String,
@@ -19,8 +20,17 @@ pub struct HttpFacts {
     pub host: String,
     /// The client's address as `ip:port`.
     pub remote_addr: String,
+    /// The IP address of the listener the request came in on; empty when unknown.
+    pub server_addr: String,
+    /// The user an authentication handler (`basic_auth`) accepted; empty when none.
+    pub remote_user: String,
     /// `Some(protocol name)` when the request came over TLS, e.g. `TLSv1.3`.
     pub tls_protocol: Option<String>,
+    /// `Some(cipher suite name)` over TLS, e.g. `TLS_AES_128_GCM_SHA256`.
+    pub tls_cipher: Option<String>,
+    /// The client is a proxy the server trusts (`trusted_proxies`): its `X-Forwarded-*`
+    /// headers are kept and extended rather than replaced.
+    pub trusted_proxy: bool,
     /// Request headers in arrival order; a repeated header appears once per value.
     pub headers: Vec<(String, String)>,
     /// The body length when known in advance.
@@ -100,6 +110,9 @@ pub struct RunSpec {
     pub script: ScriptFacts,
     /// Extra environment from the site's configuration; overrides derived variables.
     pub env: Vec<(String, String)>,
+    /// The same configuration evaluated without the request, for long-lived WCGI instances
+    /// that serve every visitor; `None` when `env` holds no per-request values.
+    pub site_env: Option<Vec<(String, String)>>,
     pub mounts: Vec<Mount>,
     pub limits: Limits,
     pub cache: CacheSettings,

@@ -3,7 +3,8 @@
 //! The record is one flat buffer (so the server passes a single pointer with no pointers
 //! inside, which is what cgo allows): a sequence of fields, each a one-byte `wagi_field`
 //! tag followed by its strings, each string a little-endian u32 length and that many bytes.
-//! `WAGI_FIELD_HEADER`, `WAGI_FIELD_ENV` and the mounts carry two strings, the rest one.
+//! `WAGI_FIELD_HEADER`, `WAGI_FIELD_ENV`, `WAGI_FIELD_SITE_ENV` and the mounts carry two
+//! strings, the rest one.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,7 +18,7 @@ pub enum wagi_field {
     /// Path of the wasm file to run.
     WAGI_FIELD_MODULE_PATH = 1,
     WAGI_FIELD_METHOD = 2,
-    /// The original request target, e.g. `/a?b=c`.
+    /// The request target as the client sent it, before any rewrite, e.g. `/a?b=c`.
     WAGI_FIELD_REQUEST_URI = 3,
     WAGI_FIELD_QUERY_STRING = 4,
     /// e.g. `HTTP/1.1`.
@@ -55,12 +56,25 @@ pub enum wagi_field {
     WAGI_FIELD_MODE = 23,
     /// Decimal count of long-lived instances per module in WCGI mode.
     WAGI_FIELD_INSTANCES = 24,
+    /// IP address of the listener the request came in on (`SERVER_ADDR`).
+    WAGI_FIELD_SERVER_ADDR = 25,
+    /// The authenticated user (`REMOTE_USER`), e.g. from `basic_auth`.
+    WAGI_FIELD_REMOTE_USER = 26,
+    /// Present only over TLS: the cipher suite name, e.g. `TLS_AES_128_GCM_SHA256`.
+    WAGI_FIELD_TLS_CIPHER = 27,
+    /// `1` when the client is a proxy the server trusts (`trusted_proxies`), so its
+    /// `X-Forwarded-*` headers are kept; absent or `0` otherwise.
+    WAGI_FIELD_TRUSTED_PROXY = 28,
+    /// Two strings: key, value. The configured guest environment evaluated without the
+    /// request, for long-lived WCGI instances. Absent when `WAGI_FIELD_ENV` values hold no
+    /// placeholders (they serve instances as they are).
+    WAGI_FIELD_SITE_ENV = 29,
 }
 
 impl wagi_field {
     fn from_u8(tag: u8) -> Option<Self> {
         use wagi_field::*;
-        const ALL: [wagi_field; 24] = [
+        const ALL: [wagi_field; 29] = [
             WAGI_FIELD_MODULE_PATH,
             WAGI_FIELD_METHOD,
             WAGI_FIELD_REQUEST_URI,
@@ -85,6 +99,11 @@ impl wagi_field {
             WAGI_FIELD_KEEPALIVE_MS,
             WAGI_FIELD_MODE,
             WAGI_FIELD_INSTANCES,
+            WAGI_FIELD_SERVER_ADDR,
+            WAGI_FIELD_REMOTE_USER,
+            WAGI_FIELD_TLS_CIPHER,
+            WAGI_FIELD_TRUSTED_PROXY,
+            WAGI_FIELD_SITE_ENV,
         ];
         ALL.into_iter().find(|f| *f as u8 == tag)
     }
@@ -183,6 +202,17 @@ pub(crate) fn decode(record: &[u8]) -> Result<RunSpec, Failure> {
             WAGI_FIELD_INSTANCES => {
                 spec.wcgi_instances = u32::try_from(r.number()?).unwrap_or(u32::MAX)
             }
+            WAGI_FIELD_SERVER_ADDR => spec.http.server_addr = r.string()?,
+            WAGI_FIELD_REMOTE_USER => spec.http.remote_user = r.string()?,
+            WAGI_FIELD_TLS_CIPHER => spec.http.tls_cipher = Some(r.string()?),
+            WAGI_FIELD_TRUSTED_PROXY => spec.http.trusted_proxy = r.number()? != 0,
+            WAGI_FIELD_SITE_ENV => {
+                let key = r.string()?;
+                let value = r.string()?;
+                spec.site_env
+                    .get_or_insert_with(Vec::new)
+                    .push((key, value));
+            }
         }
     }
     if spec.module_path.as_os_str().is_empty() {
@@ -214,6 +244,12 @@ mod tests {
         put(&mut rec, WAGI_FIELD_CONTENT_LENGTH, &["42"]);
         put(&mut rec, WAGI_FIELD_TIMEOUT_MS, &["1500"]);
         put(&mut rec, WAGI_FIELD_TLS_PROTOCOL, &["TLSv1.3"]);
+        put(&mut rec, WAGI_FIELD_TLS_CIPHER, &["TLS_AES_128_GCM_SHA256"]);
+        put(&mut rec, WAGI_FIELD_SERVER_ADDR, &["127.0.0.1"]);
+        put(&mut rec, WAGI_FIELD_REMOTE_USER, &["alice"]);
+        put(&mut rec, WAGI_FIELD_TRUSTED_PROXY, &["1"]);
+        put(&mut rec, WAGI_FIELD_ENV, &["WHO", "visitor"]);
+        put(&mut rec, WAGI_FIELD_SITE_ENV, &["WHO", ""]);
         let spec = decode(&rec).unwrap();
         assert_eq!(spec.module_path, PathBuf::from("/srv/index.wasm"));
         assert_eq!(spec.http.headers.len(), 2);
@@ -222,6 +258,18 @@ mod tests {
         assert_eq!(spec.http.tls_protocol.as_deref(), Some("TLSv1.3"));
         assert!(spec.mounts[0].writable);
         assert_eq!(spec.mounts[0].guest_path, "/data");
+        assert_eq!(
+            spec.http.tls_cipher.as_deref(),
+            Some("TLS_AES_128_GCM_SHA256")
+        );
+        assert_eq!(spec.http.server_addr, "127.0.0.1");
+        assert_eq!(spec.http.remote_user, "alice");
+        assert!(spec.http.trusted_proxy);
+        assert_eq!(spec.env, [("WHO".to_string(), "visitor".to_string())]);
+        assert_eq!(
+            spec.site_env,
+            Some(vec![("WHO".to_string(), String::new())])
+        );
     }
 
     #[test]

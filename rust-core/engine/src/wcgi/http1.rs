@@ -3,10 +3,11 @@
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::cgi_env;
 use crate::cgi_response::ResponseHead;
 use crate::failure::{Failure, FailureKind};
 use crate::host::Host;
-use crate::request::RunSpec;
+use crate::request::{HttpFacts, RunSpec};
 
 const MAX_HEAD: usize = 64 << 10;
 const HOP_BY_HOP: [&str; 8] = [
@@ -29,53 +30,104 @@ fn client_gone() -> Failure {
 }
 
 /// The request head: the client's method, target, headers and Host, plus the
-/// `X-Forwarded-*` headers a reverse proxy adds. `Connection: close` makes the guest end
-/// the stream after its response.
+/// `X-Forwarded-*` headers as Caddy's `reverse_proxy` sets them. `Connection: close` makes
+/// the guest end the stream after its response.
 pub fn request_head(spec: &RunSpec) -> Vec<u8> {
     let http = &spec.http;
     let mut head = format!(
         "{} {} HTTP/1.1\r\nHost: {}\r\n",
         http.method, http.request_uri, http.host
     );
-    let mut forwarded_for = None;
+    let mut prior = PriorForwarded::default();
     for (name, value) in &http.headers {
         let lower = name.to_ascii_lowercase();
         // Expect: Caddy already answered it when the body was first read.
         if HOP_BY_HOP.contains(&lower.as_str()) || lower == "content-length" || lower == "expect" {
             continue;
         }
-        if lower == "x-forwarded-for" {
-            forwarded_for = Some(value.clone());
-            continue;
+        match lower.as_str() {
+            "x-forwarded-for" => prior.add_for(value),
+            "x-forwarded-proto" => prior.proto = Some(value),
+            "x-forwarded-host" => prior.host = Some(value),
+            _ => head.push_str(&format!("{name}: {value}\r\n")),
         }
-        if lower == "x-forwarded-proto" || lower == "x-forwarded-host" {
-            continue;
-        }
-        head.push_str(&format!("{name}: {value}\r\n"));
     }
-    let client_ip = client_ip(&http.remote_addr);
-    let forwarded_for = match forwarded_for {
-        Some(earlier) => format!("{earlier}, {client_ip}"),
-        None => client_ip.to_string(),
-    };
-    let proto = if http.tls_protocol.is_some() {
-        "https"
-    } else {
-        "http"
-    };
+    head.push_str(&forwarded_headers(http, prior));
     head.push_str(&format!(
-        "X-Forwarded-For: {forwarded_for}\r\nX-Forwarded-Proto: {proto}\r\nX-Forwarded-Host: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        http.host,
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
         http.content_length.unwrap_or(0)
     ));
     head.into_bytes()
 }
 
-fn client_ip(remote_addr: &str) -> &str {
-    match remote_addr.rsplit_once(':') {
-        Some((ip, _)) => ip.trim_start_matches('[').trim_end_matches(']'),
-        None => remote_addr,
+/// The `X-Forwarded-*` values the client sent: every `X-Forwarded-For` line joined, the
+/// last `X-Forwarded-Proto` and `X-Forwarded-Host`.
+#[derive(Default)]
+struct PriorForwarded<'a> {
+    chain: Option<String>,
+    proto: Option<&'a str>,
+    host: Option<&'a str>,
+}
+
+impl PriorForwarded<'_> {
+    fn add_for(&mut self, value: &str) {
+        match &mut self.chain {
+            Some(chain) => {
+                chain.push_str(", ");
+                chain.push_str(value);
+            }
+            None => self.chain = Some(value.to_string()),
+        }
     }
+}
+
+/// `X-Forwarded-For`, `-Proto` and `-Host` as `reverse_proxy` sets them. From a proxy the
+/// server trusts (`trusted_proxies`) its chain is kept with the client appended and its
+/// Proto and Host are kept; from anyone else all three are replaced with what the
+/// connection shows, so a client cannot tell the guest it is someone else.
+fn forwarded_headers(http: &HttpFacts, prior: PriorForwarded) -> String {
+    let trusted = http.trusted_proxy;
+    let client = client_ip(&http.remote_addr);
+    if client.is_none() && !trusted {
+        // No peer address to vouch for (a Unix socket) and nobody trusted: say nothing.
+        return String::new();
+    }
+    // What an untrusted peer claims is dropped; an empty claim counts as none.
+    let prior = if trusted {
+        prior
+    } else {
+        PriorForwarded::default()
+    };
+    let chain: Vec<&str> = prior
+        .chain
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .into_iter()
+        .chain(client)
+        .collect();
+    let scheme = if http.tls_protocol.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut out = String::new();
+    if !chain.is_empty() {
+        out.push_str(&format!("X-Forwarded-For: {}\r\n", chain.join(", ")));
+    }
+    out.push_str(&format!(
+        "X-Forwarded-Proto: {}\r\nX-Forwarded-Host: {}\r\n",
+        prior.proto.filter(|p| !p.is_empty()).unwrap_or(scheme),
+        prior.host.filter(|h| !h.is_empty()).unwrap_or(&http.host)
+    ));
+    out
+}
+
+/// The client's IP from `ip:port` (without an IPv6 zone), or `None` when the address has
+/// no port, as for a Unix socket (`@`).
+fn client_ip(remote_addr: &str) -> Option<&str> {
+    let (ip, port) = cgi_env::split_host_port(remote_addr);
+    let ip = ip.split('%').next().unwrap_or(ip);
+    (!port.is_empty() && !ip.is_empty()).then_some(ip)
 }
 
 /// Sends the request (head, then the body read from the host) on `out`.
@@ -349,7 +401,6 @@ impl BodyReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::HttpFacts;
     use std::sync::Mutex;
 
     #[derive(Default)]
@@ -408,33 +459,79 @@ mod tests {
         (result, host)
     }
 
-    #[test]
-    fn request_head_is_what_a_reverse_proxy_sends() {
+    fn head_for(remote_addr: &str, trusted_proxy: bool, headers: &[(&str, &str)]) -> String {
         let spec = RunSpec {
             http: HttpFacts {
                 method: "POST".into(),
                 request_uri: "/a?b=1".into(),
                 host: "example.com".into(),
-                remote_addr: "[::1]:4000".into(),
-                headers: vec![
-                    ("X-Forwarded-For".into(), "10.0.0.1".into()),
-                    ("Connection".into(), "keep-alive".into()),
-                    ("Expect".into(), "100-continue".into()),
-                    ("X-App".into(), "1".into()),
-                ],
+                remote_addr: remote_addr.into(),
+                trusted_proxy,
+                headers: headers
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
                 content_length: Some(3),
                 ..HttpFacts::default()
             },
             ..RunSpec::default()
         };
-        let head = String::from_utf8(request_head(&spec)).unwrap();
+        String::from_utf8(request_head(&spec)).unwrap()
+    }
+
+    const FORGED: [(&str, &str); 4] = [
+        ("X-Forwarded-For", "10.0.0.1"),
+        ("X-Forwarded-For", "10.0.0.2"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "evil.example"),
+    ];
+
+    #[test]
+    fn request_head_is_what_a_reverse_proxy_sends() {
+        let head = head_for(
+            "[::1]:4000",
+            false,
+            &[
+                ("Connection", "keep-alive"),
+                ("Expect", "100-continue"),
+                ("X-App", "1"),
+            ],
+        );
         assert!(head.starts_with("POST /a?b=1 HTTP/1.1\r\nHost: example.com\r\n"));
         assert!(head.contains("X-App: 1\r\n"));
-        assert!(head.contains("X-Forwarded-For: 10.0.0.1, ::1\r\n"));
+        assert!(head.contains("X-Forwarded-For: ::1\r\n"));
         assert!(head.contains("X-Forwarded-Proto: http\r\n"));
+        assert!(head.contains("X-Forwarded-Host: example.com\r\n"));
         assert!(head.contains("Content-Length: 3\r\n"));
         assert!(head.ends_with("Connection: close\r\n\r\n"));
         assert!(!head.contains("keep-alive") && !head.contains("100-continue"));
+    }
+
+    #[test]
+    fn forwarded_headers_from_an_untrusted_client_are_replaced() {
+        let head = head_for("127.0.0.1:4000", false, &FORGED);
+        assert_eq!(head.matches("X-Forwarded-").count(), 3, "{head}");
+        assert!(head.contains("X-Forwarded-For: 127.0.0.1\r\n"));
+        assert!(head.contains("X-Forwarded-Proto: http\r\n"));
+        assert!(head.contains("X-Forwarded-Host: example.com\r\n"));
+    }
+
+    #[test]
+    fn forwarded_headers_from_a_trusted_proxy_are_kept_and_extended() {
+        let head = head_for("[fe80::1%eth0]:4000", true, &FORGED);
+        assert_eq!(head.matches("X-Forwarded-").count(), 3, "{head}");
+        assert!(head.contains("X-Forwarded-For: 10.0.0.1, 10.0.0.2, fe80::1\r\n"));
+        assert!(head.contains("X-Forwarded-Proto: https\r\n"));
+        assert!(head.contains("X-Forwarded-Host: evil.example\r\n"));
+    }
+
+    #[test]
+    fn forwarded_headers_without_a_peer_address() {
+        let untrusted = head_for("@", false, &FORGED);
+        assert!(!untrusted.contains("X-Forwarded-"), "{untrusted}");
+        let trusted = head_for("@", true, &FORGED);
+        assert!(trusted.contains("X-Forwarded-For: 10.0.0.1, 10.0.0.2\r\n"));
+        assert!(trusted.contains("X-Forwarded-Proto: https\r\n"));
     }
 
     #[test]

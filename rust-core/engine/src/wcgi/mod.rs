@@ -2,9 +2,9 @@
 //! streams on its stdio (go-wagi's protocol). A module exporting `wagi_wcgi` runs this way
 //! unless the site says `mode cgi`.
 //!
-//! - An instance starts with the CGI environment of the request that started it, less that
-//!   request's headers and client address, plus `WAGI_WCGI=true`, and runs `_start` on a
-//!   thread of its own for as long as it lives.
+//! - An instance starts with the site-level CGI variables and the configured `env` (never
+//!   the facts of the request that started it, see [`cgi_env::instance`]), plus
+//!   `WAGI_WCGI=true`, and runs `_start` on a thread of its own for as long as it lives.
 //! - Requests are spread round-robin over `instances` instances per module.
 //! - An instance that exits, traps or breaks the session is replaced on the next request;
 //!   requests in flight on it get 502.
@@ -220,14 +220,9 @@ impl Engine {
             log: self.log.clone(),
             module: spec.module_path.clone(),
         });
-        // The starting request's own facts stay out of a process that serves everyone: no
-        // cookies, credentials or client address of one visitor in every later request's
-        // environment. Each request brings its headers over HTTP.
-        let mut env: Vec<(String, String)> = cgi_env::build(spec)
-            .into_iter()
-            .filter(|(k, _)| !k.starts_with("HTTP_") && !k.starts_with("REMOTE_"))
-            .collect();
-        env.push(("WAGI_WCGI".into(), "true".into()));
+        // Site-level values only: the starting request's facts stay out of a process that
+        // serves everyone.
+        let env = cgi_env::instance(spec);
         let wasi = crate::wasi_ctx::build(
             spec,
             &env,
