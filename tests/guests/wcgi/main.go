@@ -147,5 +147,13 @@ func routes() *http.ServeMux {
 		fmt.Fprintln(os.Stderr, "wcgi says", r.URL.Query().Get("msg"))
 		fmt.Fprintln(w, "logged")
 	})
+	// /forwarded prints every X-Forwarded-* line the guest got, one per line, quoted.
+	mux.HandleFunc("/forwarded", func(w http.ResponseWriter, r *http.Request) {
+		for _, name := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"} {
+			for _, v := range r.Header.Values(name) {
+				fmt.Fprintf(w, "%s: %q\n", name, v)
+			}
+		}
+	})
 	return mux
 }
