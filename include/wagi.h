@@ -108,6 +108,10 @@ enum wagi_field
    Decimal count of long-lived instances per module in WCGI mode.
    */
   WAGI_FIELD_INSTANCES = 24,
+  /*
+   Decimal milliseconds a file in the cache directory may go unused before it is pruned.
+   */
+  WAGI_FIELD_CACHE_MAX_AGE_MS = 40,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum wagi_field wagi_field;

@@ -39,6 +39,7 @@ const (
 	FieldKeepaliveMs    Field = C.WAGI_FIELD_KEEPALIVE_MS
 	FieldMode           Field = C.WAGI_FIELD_MODE
 	FieldInstances      Field = C.WAGI_FIELD_INSTANCES
+	FieldCacheMaxAgeMs  Field = C.WAGI_FIELD_CACHE_MAX_AGE_MS
 )
 
 // Record is a request record under construction: tagged fields of length-prefixed strings,

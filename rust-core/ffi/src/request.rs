@@ -55,12 +55,14 @@ pub enum wagi_field {
     WAGI_FIELD_MODE = 23,
     /// Decimal count of long-lived instances per module in WCGI mode.
     WAGI_FIELD_INSTANCES = 24,
+    /// Decimal milliseconds a file in the cache directory may go unused before it is pruned.
+    WAGI_FIELD_CACHE_MAX_AGE_MS = 40,
 }
 
 impl wagi_field {
     fn from_u8(tag: u8) -> Option<Self> {
         use wagi_field::*;
-        const ALL: [wagi_field; 24] = [
+        const ALL: [wagi_field; 25] = [
             WAGI_FIELD_MODULE_PATH,
             WAGI_FIELD_METHOD,
             WAGI_FIELD_REQUEST_URI,
@@ -85,6 +87,7 @@ impl wagi_field {
             WAGI_FIELD_KEEPALIVE_MS,
             WAGI_FIELD_MODE,
             WAGI_FIELD_INSTANCES,
+            WAGI_FIELD_CACHE_MAX_AGE_MS,
         ];
         ALL.into_iter().find(|f| *f as u8 == tag)
     }
@@ -172,6 +175,7 @@ pub(crate) fn decode(record: &[u8]) -> Result<RunSpec, Failure> {
             WAGI_FIELD_MEMORY_BYTES => spec.limits.memory_bytes = r.number()?,
             WAGI_FIELD_CACHE_DIR => spec.cache.cache_dir = Some(PathBuf::from(r.string()?)),
             WAGI_FIELD_KEEPALIVE_MS => spec.cache.keepalive = Duration::from_millis(r.number()?),
+            WAGI_FIELD_CACHE_MAX_AGE_MS => spec.cache.max_age = Duration::from_millis(r.number()?),
             WAGI_FIELD_MODE => {
                 spec.mode = match r.string()?.as_str() {
                     "auto" => Mode::Auto,
