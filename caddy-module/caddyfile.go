@@ -21,7 +21,7 @@ func init() {
 
 // subdirectives lists what may appear inside a `wagi { }` block.
 var subdirectives = []string{"root", "index", "split", "env", "timeout", "memory", "max_wait",
-	"max_body", "max_instances", "cache_dir", "keepalive", "precompile", "mount", "mode", "instances"}
+	"max_body", "max_instances", "cache_dir", "cache_max_age", "keepalive", "precompile", "mount", "mode", "instances"}
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
@@ -36,6 +36,7 @@ var subdirectives = []string{"root", "index", "split", "env", "timeout", "memory
 //	    max_body <size>
 //	    max_instances <n>
 //	    cache_dir <path>|off
+//	    cache_max_age <duration>
 //	    keepalive <duration>
 //	    precompile
 //	    mount <host_dir> [<guest_dir>] [ro|rw]
@@ -75,7 +76,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.Env = make(map[string]string)
 			}
 			h.Env[k] = v
-		case "timeout", "max_wait", "keepalive":
+		case "timeout", "max_wait", "keepalive", "cache_max_age":
 			var s string
 			if !d.AllArgs(&s) {
 				return d.ArgErr()
@@ -89,6 +90,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.Timeout = caddy.Duration(dur)
 			case "max_wait":
 				h.MaxWait = caddy.Duration(dur)
+			case "cache_max_age":
+				h.CacheMaxAge = caddy.Duration(dur)
 			default:
 				h.Keepalive = caddy.Duration(dur)
 			}

@@ -72,6 +72,10 @@ type Handler struct {
 	// `wagi/cache` under Caddy's data directory. `off` compiles in memory only.
 	CacheDir string `json:"cache_dir,omitempty"`
 
+	// CacheMaxAge is how long a file in CacheDir may go unused before it is removed, so
+	// the cache does not keep every version ever deployed. Default: 30 days (720h).
+	CacheMaxAge caddy.Duration `json:"cache_max_age,omitempty"`
+
 	// Keepalive is how long an unused module stays loaded in memory. Default: 10m.
 	Keepalive caddy.Duration `json:"keepalive,omitempty"`
 
@@ -110,6 +114,7 @@ const (
 	defaultMaxWait = 5 * time.Second
 	defaultMaxBody = 10 << 20
 	defaultKeep    = 10 * time.Minute
+	defaultMaxAge  = 30 * 24 * time.Hour
 	cacheOff       = "off"
 	// engineSlots bounds all guests of the process (the engine's instance pool); each
 	// handler's MaxInstances bounds its own.
@@ -172,6 +177,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Keepalive == 0 {
 		h.Keepalive = caddy.Duration(defaultKeep)
 	}
+	if h.CacheMaxAge == 0 {
+		h.CacheMaxAge = caddy.Duration(defaultMaxAge)
+	}
 	if err := h.provisionMounts(); err != nil {
 		return err
 	}
@@ -208,8 +216,8 @@ func (h *Handler) Validate() error {
 			return fmt.Errorf("wagi: split extension %q must start with a dot", ext)
 		}
 	}
-	if h.Timeout < 0 || h.MemoryBytes < 0 || h.MaxWait < 0 || h.MaxBody < 0 || h.MaxInstances < 0 || h.Keepalive < 0 {
-		return fmt.Errorf("wagi: timeout, memory, max_wait, max_body, max_instances and keepalive must not be negative")
+	if h.Timeout < 0 || h.MemoryBytes < 0 || h.MaxWait < 0 || h.MaxBody < 0 || h.MaxInstances < 0 || h.Keepalive < 0 || h.CacheMaxAge < 0 {
+		return fmt.Errorf("wagi: timeout, memory, max_wait, max_body, max_instances, keepalive and cache_max_age must not be negative")
 	}
 	switch h.Mode {
 	case "auto", "cgi", "wcgi":

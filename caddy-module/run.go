@@ -116,6 +116,7 @@ func (h *Handler) prepare(module string) {
 func (h *Handler) describeCache(rec *engine.Record) {
 	if h.CacheDir != cacheOff {
 		rec.Add(engine.FieldCacheDir, h.CacheDir)
+		rec.AddInt(engine.FieldCacheMaxAgeMs, time.Duration(h.CacheMaxAge).Milliseconds())
 	}
 	rec.AddInt(engine.FieldKeepaliveMs, time.Duration(h.Keepalive).Milliseconds())
 	rec.Add(engine.FieldMode, h.Mode)

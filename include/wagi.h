@@ -131,6 +131,10 @@ enum wagi_field
    placeholders (they serve instances as they are).
    */
   WAGI_FIELD_SITE_ENV = 29,
+  /*
+   Decimal milliseconds a file in the cache directory may go unused before it is pruned.
+   */
+  WAGI_FIELD_CACHE_MAX_AGE_MS = 30,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum wagi_field wagi_field;

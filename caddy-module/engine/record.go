@@ -44,6 +44,7 @@ const (
 	FieldTLSCipher      Field = C.WAGI_FIELD_TLS_CIPHER
 	FieldTrustedProxy   Field = C.WAGI_FIELD_TRUSTED_PROXY
 	FieldSiteEnv        Field = C.WAGI_FIELD_SITE_ENV
+	FieldCacheMaxAgeMs  Field = C.WAGI_FIELD_CACHE_MAX_AGE_MS
 )
 
 // Record is a request record under construction: tagged fields of length-prefixed strings,

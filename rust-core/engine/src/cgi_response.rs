@@ -146,7 +146,9 @@ fn parse_head(block: &[u8]) -> Result<ResponseHead, Failure> {
             ))
         }
     };
-    Ok(ResponseHead { status, fields })
+    let mut head = ResponseHead { status, fields };
+    crate::response_fields::sanitize(&mut head)?;
+    Ok(head)
 }
 
 /// `Status: 404 Not Found` -> 404. The reason phrase is optional and ignored.
@@ -256,6 +258,9 @@ mod tests {
             b"X-Only: 1\n\n",
             b"Status: abc\n\n",
             b"Status: 42\n\n",
+            b"Status: 101\n\n",
+            b"Status: 103 Early Hints\nContent-Type: a/b\n\n",
+            b"Content-Type: a/b\nContent-Length: 1\nContent-Length: 2\n\n",
             b"Content-Type: a/b\nno colon here\n\n",
             b"Content-Type: a/b\n folded\n\n",
             b"Bad Name: x\nContent-Type: a/b\n\n",

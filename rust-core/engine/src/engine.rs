@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Config, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
+use crate::disk_cache::CacheDirs;
 use crate::failure::{Failure, FailureKind};
 use crate::guest::GuestState;
 use crate::host::LogLevel;
@@ -68,6 +69,7 @@ pub struct Engine {
     /// `linker` with stdin made non-blocking, for long-lived instances.
     pub(crate) wcgi_linker: Linker<GuestState>,
     pub(crate) modules: Arc<ModuleCache>,
+    pub(crate) cache_dirs: Arc<CacheDirs>,
     pub(crate) wcgi: Arc<WcgiPools>,
     pub(crate) log: Option<EngineLog>,
     housekeeper: Housekeeper,
@@ -104,17 +106,25 @@ impl Engine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut GuestState| &mut s.wasi)
             .map_err(internal)?;
+        crate::symlinks::restrict_symlinks(&mut linker).map_err(internal)?;
         let mut wcgi_linker = linker.clone();
         crate::wcgi::shadow_stdin(&mut wcgi_linker).map_err(internal)?;
         let modules = Arc::new(ModuleCache::default());
+        let cache_dirs = Arc::new(CacheDirs::default());
         let wcgi = Arc::new(WcgiPools::default());
-        let housekeeper =
-            Housekeeper::start(engine.clone(), modules.clone(), wcgi.clone(), log.clone());
+        let housekeeper = Housekeeper::start(
+            engine.clone(),
+            modules.clone(),
+            cache_dirs.clone(),
+            wcgi.clone(),
+            log.clone(),
+        );
         Ok(Engine {
             engine,
             linker,
             wcgi_linker,
             modules,
+            cache_dirs,
             wcgi,
             log,
             housekeeper,
@@ -138,8 +148,12 @@ impl Engine {
         path: &Path,
         cache: &CacheSettings,
     ) -> Result<(Arc<LoadedModule>, Option<LoadEvent>), Failure> {
+        let dir = cache
+            .cache_dir
+            .as_deref()
+            .and_then(|dir| self.cache_dirs.get(dir, cache.max_age, self.log.as_ref()));
         let opts = CacheOptions {
-            cache_dir: cache.cache_dir.as_deref(),
+            cache: dir.as_deref(),
             keepalive: cache.keepalive,
         };
         self.modules.get(path, &self.linker, opts)
@@ -149,11 +163,21 @@ impl Engine {
 /// A log line for a load event.
 pub(crate) fn describe(event: &LoadEvent) -> String {
     match event {
-        LoadEvent::Loaded { source, took } => format!(
-            "module ready from {} in {:.1} ms",
-            source.name(),
-            took.as_secs_f64() * 1e3
-        ),
+        LoadEvent::Loaded {
+            source,
+            took,
+            rejected,
+        } => {
+            let mut line = format!(
+                "module ready from {} in {:.1} ms",
+                source.name(),
+                took.as_secs_f64() * 1e3
+            );
+            if let Some(why) = rejected {
+                line.push_str(&format!("; its disk cache file was not used ({why})"));
+            }
+            line
+        }
         LoadEvent::KeptPrevious(f) => {
             format!("new module version failed to load; serving the previous one: {f}")
         }
@@ -177,6 +201,7 @@ impl Housekeeper {
     fn start(
         engine: wasmtime::Engine,
         modules: Arc<ModuleCache>,
+        cache_dirs: Arc<CacheDirs>,
         wcgi: Arc<WcgiPools>,
         log: Option<EngineLog>,
     ) -> Self {
@@ -206,6 +231,15 @@ impl Housekeeper {
                         for path in dropped {
                             if let Some(log) = &log {
                                 let msg = format!("dropped idle module {}", path.display());
+                                log(LogLevel::Info, &msg);
+                            }
+                        }
+                        for (dir, n) in cache_dirs.prune_due(now) {
+                            if let Some(log) = &log {
+                                let msg = format!(
+                                    "pruned {n} unused files from the module cache {}",
+                                    dir.display()
+                                );
                                 log(LogLevel::Info, &msg);
                             }
                         }

@@ -18,16 +18,20 @@ use std::time::{Duration, Instant};
 use wasmtime::{InstancePre, Linker, Module};
 
 use crate::compile::{self, Source};
+use crate::disk_cache::CacheDir;
 use crate::failure::{Failure, FailureKind};
 use crate::guest::GuestState;
 
-/// Which version of a file: changes when the file is rewritten or replaced.
+/// Which version of a file: changes when the file is rewritten or replaced. The change
+/// time is part of it because a deploy may keep size and mtime (`cp -p`,
+/// `rsync --inplace -t`), but no user can set ctime: any write moves it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct FileIdentity {
     dev: u64,
     ino: u64,
     size: u64,
     mtime_ns: i128,
+    ctime_ns: i128,
 }
 
 impl FileIdentity {
@@ -37,6 +41,7 @@ impl FileIdentity {
             ino: meta.ino(),
             size: meta.size(),
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
         }
     }
 }
@@ -52,15 +57,20 @@ pub struct LoadedModule {
 /// What [`ModuleCache::get`] did beyond a cache hit, for the log.
 pub enum LoadEvent {
     /// This call loaded the module.
-    Loaded { source: Source, took: Duration },
+    Loaded {
+        source: Source,
+        took: Duration,
+        /// Why a disk cache file was not used, when one was found.
+        rejected: Option<String>,
+    },
     /// This call found the new version broken and kept serving the previous one.
     KeptPrevious(Failure),
 }
 
 /// Per-path options that come with each request.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct CacheOptions<'a> {
-    pub cache_dir: Option<&'a Path>,
+    pub cache: Option<&'a CacheDir>,
     pub keepalive: Duration,
 }
 
@@ -111,12 +121,12 @@ impl ModuleCache {
             attempted = true;
             // If the file changed again since the stat, these bytes are newer than
             // `identity`; the next request's stat sees that and loads them again.
-            let loaded =
-                read_all(path).and_then(|bytes| compile::load(&bytes, linker, opts.cache_dir));
+            let loaded = read_all(path).and_then(|bytes| compile::load(&bytes, linker, opts.cache));
             loaded.map(|l| {
                 event = Some(LoadEvent::Loaded {
                     source: l.source,
                     took: l.took,
+                    rejected: l.rejected,
                 });
                 l.module
             })

@@ -78,6 +78,8 @@ pub struct CacheSettings {
     pub cache_dir: Option<PathBuf>,
     /// How long an unused module stays loaded.
     pub keepalive: Duration,
+    /// How long a file in `cache_dir` may go unused before it is pruned.
+    pub max_age: Duration,
 }
 
 impl Default for CacheSettings {
@@ -85,6 +87,7 @@ impl Default for CacheSettings {
         CacheSettings {
             cache_dir: None,
             keepalive: Duration::from_secs(600),
+            max_age: Duration::from_secs(30 * 86400),
         }
     }
 }

@@ -69,12 +69,14 @@ pub enum wagi_field {
     /// request, for long-lived WCGI instances. Absent when `WAGI_FIELD_ENV` values hold no
     /// placeholders (they serve instances as they are).
     WAGI_FIELD_SITE_ENV = 29,
+    /// Decimal milliseconds a file in the cache directory may go unused before it is pruned.
+    WAGI_FIELD_CACHE_MAX_AGE_MS = 30,
 }
 
 impl wagi_field {
     fn from_u8(tag: u8) -> Option<Self> {
         use wagi_field::*;
-        const ALL: [wagi_field; 29] = [
+        const ALL: [wagi_field; 30] = [
             WAGI_FIELD_MODULE_PATH,
             WAGI_FIELD_METHOD,
             WAGI_FIELD_REQUEST_URI,
@@ -104,6 +106,7 @@ impl wagi_field {
             WAGI_FIELD_TLS_CIPHER,
             WAGI_FIELD_TRUSTED_PROXY,
             WAGI_FIELD_SITE_ENV,
+            WAGI_FIELD_CACHE_MAX_AGE_MS,
         ];
         ALL.into_iter().find(|f| *f as u8 == tag)
     }
@@ -191,6 +194,7 @@ pub(crate) fn decode(record: &[u8]) -> Result<RunSpec, Failure> {
             WAGI_FIELD_MEMORY_BYTES => spec.limits.memory_bytes = r.number()?,
             WAGI_FIELD_CACHE_DIR => spec.cache.cache_dir = Some(PathBuf::from(r.string()?)),
             WAGI_FIELD_KEEPALIVE_MS => spec.cache.keepalive = Duration::from_millis(r.number()?),
+            WAGI_FIELD_CACHE_MAX_AGE_MS => spec.cache.max_age = Duration::from_millis(r.number()?),
             WAGI_FIELD_MODE => {
                 spec.mode = match r.string()?.as_str() {
                     "auto" => Mode::Auto,

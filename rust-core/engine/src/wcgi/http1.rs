@@ -177,8 +177,9 @@ pub async fn relay_response(
     let mut chunk = vec![0u8; 64 << 10];
     let (head, framing, body_start) = loop {
         match parse_head(&buf, head_only)? {
-            // An interim response (100 Continue): skip it and read the real one.
-            Some((head, _, len)) if (100..200).contains(&head.status) => {
+            // An interim response (100 Continue, 103 Early Hints): skip it and read the
+            // real one. 101 is not interim: it switches protocols, which we never allow.
+            Some((head, _, len)) if is_interim(head.status) => {
                 buf.drain(..len);
                 continue;
             }
@@ -214,47 +215,77 @@ pub async fn relay_response(
     Ok(())
 }
 
+fn is_interim(status: u16) -> bool {
+    (100..200).contains(&status) && status != 101
+}
+
 fn parse_head(
     buf: &[u8],
     head_only: bool,
 ) -> Result<Option<(ResponseHead, Framing, usize)>, Failure> {
+    let malformed = |what: String| Failure::new(FailureKind::MalformedResponse, what);
     let mut headers = [httparse::EMPTY_HEADER; 128];
     let mut res = httparse::Response::new(&mut headers);
     let len = match res.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => {
-            return Err(Failure::new(
-                FailureKind::MalformedResponse,
-                format!("bad HTTP response from the guest: {e}"),
-            ))
-        }
+        Err(e) => return Err(malformed(format!("bad HTTP response from the guest: {e}"))),
     };
-    let status = res.code.unwrap_or(502);
-    let mut framing = Framing::UntilEof;
-    let mut fields = Vec::new();
-    for h in res.headers.iter() {
-        let lower = h.name.to_ascii_lowercase();
-        if lower == "transfer-encoding" && h.value.eq_ignore_ascii_case(b"chunked") {
-            framing = Framing::Chunked;
-        } else if lower == "content-length" && !matches!(framing, Framing::Chunked) {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .ok_or_else(|| {
-                    Failure::new(FailureKind::MalformedResponse, "bad Content-Length")
-                })?;
-            framing = Framing::Length(n);
-        }
-        if HOP_BY_HOP.contains(&lower.as_str()) {
-            continue;
-        }
-        fields.push((h.name.as_bytes().to_vec(), h.value.to_vec()));
+    let mut head = ResponseHead {
+        status: res.code.unwrap_or(502),
+        fields: res
+            .headers
+            .iter()
+            .map(|h| (h.name.as_bytes().to_vec(), h.value.to_vec()))
+            .collect(),
+    };
+    if is_interim(head.status) {
+        return Ok(Some((head, Framing::None, len)));
     }
-    if head_only || status == 204 || status == 304 {
-        framing = Framing::None;
+    let framing = framing(&head.fields).map_err(malformed)?;
+    // Drops Transfer-Encoding and the other hop-by-hop headers, checks Content-Length.
+    crate::response_fields::sanitize(&mut head)?;
+    let framing = if head_only || head.status == 204 || head.status == 304 {
+        Framing::None
+    } else {
+        framing
+    };
+    Ok(Some((head, framing, len)))
+}
+
+/// How the guest delimits its body. Only `chunked` is decoded; a body both chunked and
+/// with a length is ambiguous (the classic smuggling shape) and is refused.
+fn framing(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Framing, String> {
+    fn named<'a>(
+        fields: &'a [(Vec<u8>, Vec<u8>)],
+        name: &'static [u8],
+    ) -> impl Iterator<Item = &'a [u8]> {
+        fields
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
     }
-    Ok(Some((ResponseHead { status, fields }, framing, len)))
+    let codings: Vec<&[u8]> = named(fields, b"transfer-encoding")
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty())
+        .collect();
+    let length = named(fields, b"content-length").next();
+    match (codings.as_slice(), length) {
+        ([], None) => Ok(Framing::UntilEof),
+        ([], Some(value)) => std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok())
+            .map(Framing::Length)
+            .ok_or_else(|| "bad Content-Length".to_string()),
+        ([only], None) if only.eq_ignore_ascii_case(b"chunked") => Ok(Framing::Chunked),
+        (_, Some(_)) => Err("response has both Transfer-Encoding and Content-Length".into()),
+        (_, None) => Err(format!(
+            "unsupported Transfer-Encoding {:?}",
+            String::from_utf8_lossy(&codings.join(&b", "[..]))
+        )),
+    }
 }
 
 /// Yields the response body in pieces, undoing chunked encoding.
@@ -567,5 +598,35 @@ mod tests {
         assert_eq!(r.unwrap_err().kind, FailureKind::MalformedResponse);
         let (r, _) = relay(b"");
         assert_eq!(r.unwrap_err().kind, FailureKind::InstanceGone);
+    }
+
+    #[test]
+    fn framing_and_status_the_guest_may_not_decide() {
+        for bad in [
+            &b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"[..],
+            b"HTTP/1.1 600 Odd\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        ] {
+            let (r, host) = relay(bad);
+            assert_eq!(
+                r.unwrap_err().kind,
+                FailureKind::MalformedResponse,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+            assert!(host.head.lock().unwrap().is_none());
+        }
+        let (r, host) = relay(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nConnection: x-a\r\nX-A: 1\r\nKeep-Alive: 5\r\nContent-Length: 2\r\n\r\nok");
+        r.unwrap();
+        let head = host.head.lock().unwrap().clone().unwrap();
+        assert_eq!(head.status, 200);
+        assert_eq!(
+            head.fields,
+            vec![(b"Content-Length".to_vec(), b"2".to_vec())]
+        );
+        assert_eq!(*host.body.lock().unwrap(), b"ok");
     }
 }

@@ -21,7 +21,7 @@ use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, Stream
 use wasmtime_wasi::runtime::in_tokio;
 
 use super::pipe::{Inbox, Take};
-use crate::guest::GuestState;
+use crate::guest::{exported_memory, GuestState};
 
 const WASI: &str = "wasi_snapshot_preview1";
 const ERRNO_SUCCESS: i32 = 0;
@@ -144,13 +144,6 @@ impl AsyncWrite for ChannelStdout {
     }
 }
 
-fn memory(caller: &mut Caller<'_, GuestState>) -> wasmtime::Result<wasmtime::Memory> {
-    caller
-        .get_export("memory")
-        .and_then(|e| e.into_memory())
-        .ok_or_else(|| wasmtime::format_err!("guest exports no memory"))
-}
-
 /// Replaces `fd_read` and `fd_fdstat_get` in `linker` for fd 0 (see the module docs);
 /// other fds go to wasmtime-wasi's own implementations.
 pub fn shadow_stdin(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
@@ -164,7 +157,7 @@ pub fn shadow_stdin(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
          iovs_len: i32,
          nread: i32|
          -> wasmtime::Result<i32> {
-            let memory = memory(&mut caller)?;
+            let memory = exported_memory(&mut caller)?;
             let (data, state) = memory.data_and_store_mut(&mut caller);
             if fd != 0 {
                 let mut guest = wiggle::GuestMemory::Unshared(data);
@@ -188,7 +181,7 @@ pub fn shadow_stdin(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         WASI,
         "fd_fdstat_get",
         |mut caller: Caller<'_, GuestState>, fd: i32, stat: i32| -> wasmtime::Result<i32> {
-            let memory = memory(&mut caller)?;
+            let memory = exported_memory(&mut caller)?;
             let (data, state) = memory.data_and_store_mut(&mut caller);
             let mut guest = wiggle::GuestMemory::Unshared(&mut *data);
             let errno = in_tokio(p1::fd_fdstat_get(&mut state.wasi, &mut guest, fd, stat))?;

@@ -1,0 +1,421 @@
+//! The on-disk cache of precompiled modules, trusted only as far as it can be checked.
+//!
+//! Loading precompiled code runs it as native code inside Caddy, so a cache file is never
+//! trusted for its name or place:
+//! - Each file ends with an HMAC-SHA256 over the wasm's digest, the engine's compatibility
+//!   hash and the code. The key is 32 random bytes kept beside the cache directory, not in
+//!   it (`<cache_dir>.key`, mode 0600), so whoever can write cache files but not the key
+//!   can neither forge code nor move one module's code under another module's name.
+//! - A file is read whole into private memory and checked there before wasmtime sees it:
+//!   a file changed or truncated while in use cannot reach code that is running (wasmtime
+//!   then keeps its own copy, and copy-on-write heap images come from a memfd).
+//! - A file that fails the check is removed, and the module compiled again.
+//! - Files unused for `max_age` are pruned (every use refreshes a file's mtime).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::engine::EngineLog;
+use crate::host::LogLevel;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const KEY_LEN: usize = 32;
+const MAC_LEN: usize = 32;
+/// Ends every cache file, after the MAC: marks the format.
+const TRAILER_MAGIC: &[u8; 8] = b"WAGIMAC1";
+const TRAILER_LEN: usize = MAC_LEN + TRAILER_MAGIC.len();
+const EXTENSION: &str = "cwasm";
+/// Temporary files of a writer that died are removed after this long.
+const STALE_TMP: Duration = Duration::from_secs(3600);
+/// How often each cache directory is pruned.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// What a cache entry is checked against: the wasm it was compiled from and the engine.
+pub struct EntryKey {
+    wasm_digest: [u8; 32],
+    compat: String,
+}
+
+impl EntryKey {
+    pub fn new(wasm: &[u8], engine: &wasmtime::Engine) -> Self {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut hasher = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        EntryKey {
+            wasm_digest: Sha256::digest(wasm).into(),
+            compat: format!("{:016x}", hasher.finish()),
+        }
+    }
+
+    /// The file name: the wasm's digest and the engine's compatibility hash.
+    fn file_name(&self) -> String {
+        let mut name = String::with_capacity(90);
+        for b in &self.wasm_digest[..16] {
+            name.push_str(&format!("{b:02x}"));
+        }
+        format!("{name}-{}.{EXTENSION}", self.compat)
+    }
+}
+
+/// Why a cache file was not used.
+#[derive(Debug)]
+pub enum Rejected {
+    /// No file (the normal miss).
+    Missing,
+    /// A file that is not ours or was changed: removed.
+    Invalid(&'static str),
+    /// The file could not be read.
+    Unreadable(std::io::Error),
+}
+
+/// One cache directory and its key.
+pub struct CacheDir {
+    dir: PathBuf,
+    key: [u8; KEY_LEN],
+}
+
+impl CacheDir {
+    /// Opens (creating when missing) `dir` and its key file beside it.
+    pub fn open(dir: &Path) -> std::io::Result<CacheDir> {
+        fs::create_dir_all(dir)?;
+        let key = load_or_create_key(&key_path(dir))?;
+        Ok(CacheDir {
+            dir: dir.to_path_buf(),
+            key,
+        })
+    }
+
+    fn mac(&self, entry: &EntryKey) -> HmacSha256 {
+        // An HMAC accepts keys of any length: new_from_slice cannot fail.
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(&entry.wasm_digest);
+        mac.update(entry.compat.as_bytes());
+        mac
+    }
+
+    /// The verified code for `entry`, or why there is none. An invalid file is removed.
+    pub fn load(&self, entry: &EntryKey) -> Result<Vec<u8>, Rejected> {
+        let path = self.dir.join(entry.file_name());
+        let mut bytes = Vec::new();
+        match fs::File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Rejected::Missing),
+            Err(e) => return Err(Rejected::Unreadable(e)),
+        }
+        match self.verify(entry, &mut bytes) {
+            Ok(()) => {
+                touch(&path);
+                Ok(bytes)
+            }
+            Err(why) => {
+                let _ = fs::remove_file(&path);
+                Err(Rejected::Invalid(why))
+            }
+        }
+    }
+
+    /// Checks the trailer and MAC of a file's bytes, leaving only the code in `bytes`.
+    fn verify(&self, entry: &EntryKey, bytes: &mut Vec<u8>) -> Result<(), &'static str> {
+        let Some(code_len) = bytes.len().checked_sub(TRAILER_LEN) else {
+            return Err("shorter than its trailer");
+        };
+        if &bytes[code_len + MAC_LEN..] != TRAILER_MAGIC {
+            return Err("not a caddy-wagi cache file");
+        }
+        let mut mac = self.mac(entry);
+        mac.update(&bytes[..code_len]);
+        mac.verify_slice(&bytes[code_len..code_len + MAC_LEN])
+            .map_err(|_| "its MAC does not match (changed, or not written for this module)")?;
+        bytes.truncate(code_len);
+        Ok(())
+    }
+
+    /// Stores `code` for `entry` atomically: readers see no file or the whole file.
+    pub fn store(&self, entry: &EntryKey, code: &[u8]) -> std::io::Result<()> {
+        let path = self.dir.join(entry.file_name());
+        let mut mac = self.mac(entry);
+        mac.update(code);
+        let tag = mac.finalize().into_bytes();
+        let tmp = self
+            .dir
+            .join(format!(".{}.{}.tmp", entry.file_name(), std::process::id()));
+        let written = (|| {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(code)?;
+            f.write_all(&tag)?;
+            f.write_all(TRAILER_MAGIC)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written
+    }
+
+    /// Removes cache files unused for `max_age`, and temporary files writers left behind.
+    /// Returns how many files were removed.
+    pub fn prune(&self, max_age: Duration) -> usize {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let limit = if name.ends_with(".tmp") {
+                STALE_TMP
+            } else if name.ends_with(EXTENSION) {
+                max_age
+            } else {
+                continue;
+            };
+            // symlink_metadata: a planted link is judged (and removed) as itself.
+            let age = entry
+                .path()
+                .symlink_metadata()
+                .and_then(|m| m.modified())
+                .map(|t| now.duration_since(t).unwrap_or_default());
+            if matches!(age, Ok(age) if age > limit) && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
+/// `<cache_dir>.key`: beside the directory, so write access to the cache is not enough to
+/// replace it.
+fn key_path(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".key");
+    dir.with_file_name(name)
+}
+
+/// Reads the key, or makes a new one. Creation is atomic (hard link of a complete file), so
+/// two processes starting at once agree on one key.
+fn load_or_create_key(path: &Path) -> std::io::Result<[u8; KEY_LEN]> {
+    let invalid = || std::io::Error::other(format!("{} is not a cache key", path.display()));
+    for _ in 0..2 {
+        match fs::read(path) {
+            Ok(bytes) => return bytes.try_into().map_err(|_| invalid()),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            Err(_) => {}
+        }
+        let mut key = [0u8; KEY_LEN];
+        getrandom::fill(&mut key).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension(format!("key.{}.tmp", std::process::id()));
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let linked = f
+            .write_all(&key)
+            .and_then(|()| f.sync_all())
+            .and_then(|()| fs::hard_link(&tmp, path));
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => return Ok(key),
+            // Another process made one first: read that.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(invalid())
+}
+
+/// Marks a cache file as used now, for pruning.
+fn touch(path: &Path) {
+    if let Ok(f) = fs::File::options().write(true).open(path) {
+        let _ = f.set_modified(SystemTime::now());
+    }
+}
+
+/// The cache directories in use and their pruning schedule; opened once per directory.
+#[derive(Default)]
+pub struct CacheDirs {
+    dirs: Mutex<HashMap<PathBuf, Tracked>>,
+}
+
+struct Tracked {
+    /// `None` when the directory or its key could not be set up (logged once).
+    dir: Option<Arc<CacheDir>>,
+    max_age: Duration,
+    /// `None` until the first prune, which the next sweep does.
+    last_pruned: Option<Instant>,
+}
+
+impl CacheDirs {
+    fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, Tracked>> {
+        self.dirs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cache at `dir`, opened on first use; `max_age` is the latest configured. `None`
+    /// when it cannot be used: modules are then compiled in memory.
+    pub fn get(
+        &self,
+        dir: &Path,
+        max_age: Duration,
+        log: Option<&EngineLog>,
+    ) -> Option<Arc<CacheDir>> {
+        let mut dirs = self.lock();
+        if let Some(t) = dirs.get_mut(dir) {
+            t.max_age = max_age;
+            return t.dir.clone();
+        }
+        let opened = match CacheDir::open(dir) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(e) => {
+                if let Some(log) = log {
+                    let msg = format!(
+                        "module cache {} is unusable; compiling in memory: {e}",
+                        dir.display()
+                    );
+                    log(LogLevel::Warn, &msg);
+                }
+                None
+            }
+        };
+        dirs.insert(
+            dir.to_path_buf(),
+            Tracked {
+                dir: opened.clone(),
+                max_age,
+                last_pruned: None,
+            },
+        );
+        opened
+    }
+
+    /// Prunes the directories due for it; returns (directory, files removed) for each that
+    /// lost files. Runs on the housekeeping thread, never on a request.
+    pub fn prune_due(&self, now: Instant) -> Vec<(PathBuf, usize)> {
+        let due: Vec<(PathBuf, Arc<CacheDir>, Duration)> = self
+            .lock()
+            .iter_mut()
+            .filter(|(_, t)| {
+                t.last_pruned
+                    .is_none_or(|at| now.duration_since(at) >= PRUNE_EVERY)
+            })
+            .filter_map(|(p, t)| {
+                t.last_pruned = Some(now);
+                Some((p.clone(), t.dir.clone()?, t.max_age))
+            })
+            .collect();
+        due.into_iter()
+            .map(|(path, dir, max_age)| (path, dir.prune(max_age)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(wasm: &[u8]) -> EntryKey {
+        EntryKey {
+            wasm_digest: Sha256::digest(wasm).into(),
+            compat: "0123456789abcdef".into(),
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("wagi-disk-cache-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir.join("cache")
+    }
+
+    #[test]
+    fn round_trip_and_key_kept_outside() {
+        let dir = temp_dir("round");
+        let cache = CacheDir::open(&dir).unwrap();
+        let e = entry(b"wasm a");
+        cache.store(&e, b"native code").unwrap();
+        assert_eq!(cache.load(&e).unwrap(), b"native code");
+        let key = key_path(&dir);
+        assert!(key.exists() && !key.starts_with(&dir));
+        let again = CacheDir::open(&dir).unwrap();
+        assert_eq!(
+            again.load(&e).unwrap(),
+            b"native code",
+            "key survives a restart"
+        );
+    }
+
+    #[test]
+    fn changed_planted_or_truncated_files_are_rejected_and_removed() {
+        let dir = temp_dir("reject");
+        let cache = CacheDir::open(&dir).unwrap();
+        let (a, b) = (entry(b"wasm a"), entry(b"wasm b"));
+        cache.store(&a, b"code of a").unwrap();
+        // b's name holding a's (validly MACed) file.
+        fs::copy(dir.join(a.file_name()), dir.join(b.file_name())).unwrap();
+        assert!(matches!(cache.load(&b), Err(Rejected::Invalid(_))));
+        assert!(!dir.join(b.file_name()).exists());
+        // One flipped byte of code.
+        let path = dir.join(a.file_name());
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[0] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        assert!(matches!(cache.load(&a), Err(Rejected::Invalid(_))));
+        // Truncated, and raw code without a trailer.
+        cache.store(&a, b"code of a").unwrap();
+        let len = fs::metadata(&path).unwrap().len();
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
+        assert!(matches!(cache.load(&a), Err(Rejected::Invalid(_))));
+        fs::write(&path, b"x").unwrap();
+        assert!(matches!(cache.load(&a), Err(Rejected::Invalid(_))));
+        assert!(matches!(cache.load(&a), Err(Rejected::Missing)));
+    }
+
+    #[test]
+    fn a_key_made_elsewhere_does_not_verify() {
+        let dir = temp_dir("otherkey");
+        let cache = CacheDir::open(&dir).unwrap();
+        let e = entry(b"wasm");
+        cache.store(&e, b"code").unwrap();
+        fs::remove_file(key_path(&dir)).unwrap();
+        let rekeyed = CacheDir::open(&dir).unwrap();
+        assert!(matches!(rekeyed.load(&e), Err(Rejected::Invalid(_))));
+    }
+
+    #[test]
+    fn prune_removes_only_old_files() {
+        let dir = temp_dir("prune");
+        let cache = CacheDir::open(&dir).unwrap();
+        let (old, fresh) = (entry(b"old"), entry(b"fresh"));
+        cache.store(&old, b"1").unwrap();
+        cache.store(&fresh, b"2").unwrap();
+        let long_ago = SystemTime::now() - Duration::from_secs(10 * 86400);
+        fs::File::options()
+            .write(true)
+            .open(dir.join(old.file_name()))
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        fs::write(dir.join("unrelated.txt"), b"keep").unwrap();
+        assert_eq!(cache.prune(Duration::from_secs(86400)), 1);
+        assert!(matches!(cache.load(&old), Err(Rejected::Missing)));
+        assert!(cache.load(&fresh).is_ok());
+        assert!(dir.join("unrelated.txt").exists());
+    }
+}
