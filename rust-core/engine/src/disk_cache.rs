@@ -259,7 +259,7 @@ struct Tracked {
 
 impl CacheDirs {
     fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, Tracked>> {
-        self.dirs.lock().unwrap_or_else(|e| e.into_inner())
+        crate::locks::lock(&self.dirs)
     }
 
     /// The cache at `dir`, opened on first use; `max_age` is the latest configured. `None`

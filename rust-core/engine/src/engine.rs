@@ -217,11 +217,13 @@ impl Housekeeper {
                     let now = Instant::now();
                     if now.duration_since(last_sweep) >= SWEEP_EVERY {
                         last_sweep = now;
-                        for path in wcgi.sweep(now) {
+                        for event in wcgi.sweep(now) {
                             if let Some(log) = &log {
-                                let msg =
-                                    format!("stopped idle WCGI instances of {}", path.display());
-                                log(LogLevel::Info, &msg);
+                                let level = match event {
+                                    crate::wcgi::SweepEvent::Idle(_) => LogLevel::Info,
+                                    crate::wcgi::SweepEvent::Wedged(_) => LogLevel::Warn,
+                                };
+                                log(level, &event.describe());
                             }
                         }
                         let dropped = modules.sweep(now);

@@ -13,6 +13,7 @@ mod failure;
 mod guest;
 mod host;
 mod limiter;
+mod locks;
 mod module_cache;
 mod request;
 mod response_fields;

@@ -94,7 +94,7 @@ pub struct ModuleCache {
 
 impl ModuleCache {
     fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        crate::locks::lock(&self.entries)
     }
 
     /// Returns the module at `path`, loading it if this version of the file is new.

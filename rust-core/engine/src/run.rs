@@ -74,7 +74,7 @@ impl Engine {
         let timed_out = started.elapsed() >= spec.limits.timeout;
         let memory_denied = store.data().limiter.memory_denied;
         drop(store);
-        let output = output.lock().unwrap_or_else(|e| e.into_inner());
+        let output = crate::locks::lock(&output);
         if let Some(failure) = output.failure() {
             return Err(failure.clone());
         }

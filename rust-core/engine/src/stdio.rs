@@ -6,8 +6,9 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -17,17 +18,12 @@ use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, Stream
 
 use crate::cgi_output::CgiOutput;
 use crate::host::{Host, LogLevel};
+use crate::locks::lock;
 
 /// Largest read or write the guest is offered at once.
 const MAX_IO: usize = 64 << 10;
 /// How much stderr one request may log; the rest is dropped with a note.
 pub const STDERR_CAP: usize = 64 << 10;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock is caught at the FFI boundary; the state is still
-    // usable for reporting, so poisoning is ignored.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Stdin: the request body, read from the host as the guest asks for it.
 #[derive(Clone)]
@@ -151,38 +147,47 @@ impl AsyncWrite for GuestStdout {
     }
 }
 
-/// Stderr: logged by the host line by line, up to [`STDERR_CAP`] bytes per request.
+/// Where guest stderr lines go: the request's log for CGI, the engine's for WCGI.
+pub type StderrSink = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
+
+/// Stderr: logged line by line, up to a cap per request (CGI) or per second (WCGI).
 #[derive(Clone)]
 pub struct GuestStderr {
     state: Arc<Mutex<StderrState>>,
 }
 
 struct StderrState {
-    host: Arc<dyn Host>,
+    sink: StderrSink,
     line: Vec<u8>,
     logged: usize,
     cap: usize,
+    /// `Some`: the cap applies per window of this length (long-lived instances).
+    window: Option<Duration>,
+    window_start: Instant,
     truncated: bool,
 }
 
 impl GuestStderr {
     /// Stderr of one request, capped at [`STDERR_CAP`].
     pub fn new(host: Arc<dyn Host>) -> Self {
-        Self::with_cap(host, STDERR_CAP)
+        Self::with_cap(Arc::new(move |l, m| host.log(l, m)), STDERR_CAP, None)
     }
 
-    /// Stderr of a long-lived instance: every line is logged.
-    pub fn unlimited(host: Arc<dyn Host>) -> Self {
-        Self::with_cap(host, usize::MAX)
+    /// Stderr of a long-lived instance: [`STDERR_CAP`] per second, so one noisy request
+    /// cannot flood the log and a quiet instance keeps logging for its whole life.
+    pub fn per_second(sink: StderrSink) -> Self {
+        Self::with_cap(sink, STDERR_CAP, Some(Duration::from_secs(1)))
     }
 
-    fn with_cap(host: Arc<dyn Host>, cap: usize) -> Self {
+    fn with_cap(sink: StderrSink, cap: usize, window: Option<Duration>) -> Self {
         GuestStderr {
             state: Arc::new(Mutex::new(StderrState {
-                host,
+                sink,
                 line: Vec::new(),
                 logged: 0,
                 cap,
+                window,
+                window_start: Instant::now(),
                 truncated: false,
             })),
         }
@@ -220,20 +225,33 @@ impl GuestStderr {
 
 impl StderrState {
     fn emit(&mut self, line: &[u8]) {
+        if let Some(window) = self.window {
+            if self.window_start.elapsed() >= window {
+                self.window_start = Instant::now();
+                self.logged = 0;
+                self.truncated = false;
+            }
+        }
         if self.truncated {
             return;
         }
         if self.logged.saturating_add(line.len()) > self.cap {
             self.truncated = true;
-            self.host.log(
-                LogLevel::Warn,
-                &format!("guest stderr over {} bytes; the rest is dropped", self.cap),
+            let per = if self.window.is_some() {
+                " per second"
+            } else {
+                ""
+            };
+            let msg = format!(
+                "guest stderr over {} bytes{per}; the rest is dropped",
+                self.cap
             );
+            (self.sink)(LogLevel::Warn, &msg);
             return;
         }
         self.logged += line.len();
         let text = String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line));
-        self.host.log(LogLevel::GuestStderr, &text);
+        (self.sink)(LogLevel::GuestStderr, &text);
     }
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/http/cgi"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -154,6 +155,42 @@ func routes() *http.ServeMux {
 				fmt.Fprintf(w, "%s: %q\n", name, v)
 			}
 		}
+	})
+	// /deny answers 403 at once, never reading the request body.
+	mux.HandleFunc("/deny", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "denied without reading", http.StatusForbidden)
+	})
+	// /spin never yields: Go's wasm port has no preemption, so the instance is wedged.
+	mux.HandleFunc("/spin", func(w http.ResponseWriter, r *http.Request) {
+		for n := 0; ; n++ {
+			if n < 0 {
+				break
+			}
+		}
+	})
+	// /pingflood writes raw yamux pings to stdout in a loop that never reads stdin, as a
+	// hostile guest would, to make the host buffer pongs and pings without end.
+	mux.HandleFunc("/pingflood", func(w http.ResponseWriter, r *http.Request) {
+		const frames = 1024
+		buf := make([]byte, 0, frames*12)
+		for i := 0; i < frames; i++ {
+			// version 0, type 2 (ping), flags 1 (SYN), stream 0, opaque value i.
+			buf = append(buf, 0, 2, 0, 1, 0, 0, 0, 0, 0, 0, byte(i>>8), byte(i))
+		}
+		for {
+			if _, err := os.Stdout.Write(buf); err != nil {
+				return
+			}
+		}
+	})
+	// /noisy writes n bytes of 100-byte lines to stderr.
+	mux.HandleFunc("/noisy", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		line := []byte(strings.Repeat("x", 99) + "\n")
+		for ; n > 0; n -= len(line) {
+			os.Stderr.Write(line)
+		}
+		fmt.Fprintln(w, "noisy done")
 	})
 	return mux
 }

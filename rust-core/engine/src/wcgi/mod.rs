@@ -19,30 +19,39 @@ mod stdio;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::AsyncReadExt;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::cgi_env;
-use crate::cgi_response::ResponseHead;
 use crate::engine::{Engine, EngineLog};
 use crate::failure::{Failure, FailureKind};
 use crate::guest::GuestState;
-use crate::host::{ClientGone, Host, LogLevel};
+use crate::host::{Host, LogLevel};
 use crate::limiter::GuestLimiter;
+use crate::locks::lock;
 use crate::module_cache::LoadedModule;
 use crate::request::RunSpec;
-use crate::stdio::GuestStderr;
+use crate::stdio::{GuestStderr, StderrSink};
 pub use stdio::{shadow_stdin, WcgiGuest as WcgiState};
 use stdio::{ChannelStdout, InboxStdin, WcgiGuest};
 
-use pipe::Inbox;
+use pipe::{Inbox, StdoutBacklog};
 use session::{GuestIo, Session};
 
 /// How often a waiting request checks whether its client is still there.
 const CANCEL_CHECK: Duration = Duration::from_millis(20);
+
+/// Most requests in flight on one instance (yamux streams); more answer 503. With yamux's
+/// 256 KiB window per stream this bounds what a guest can make the host buffer.
+pub const MAX_STREAMS: usize = 256;
+
+/// An instance that has left its stdin unread this long after one of its requests timed
+/// out is wedged (a Go guest busy in a loop never yields to its reader goroutine) and is
+/// replaced.
+const STALL_GRACE: Duration = Duration::from_secs(1);
 
 /// One long-lived instance.
 struct Instance {
@@ -50,9 +59,19 @@ struct Instance {
     inbox: Arc<Inbox>,
     stop: Arc<AtomicBool>,
     inflight: AtomicUsize,
+    /// When a request on this instance last ran past its time limit.
+    timed_out_at: Mutex<Option<Instant>>,
 }
 
 impl Instance {
+    /// True when a request timed out and the guest has not read its input since: it is
+    /// stuck, and nothing else it serves can make progress.
+    fn wedged(&self, now: Instant) -> bool {
+        let late =
+            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) > STALL_GRACE);
+        late(*lock(&self.timed_out_at)) && late(self.inbox.unread_since())
+    }
+
     fn shut_down(&self) {
         self.stop.store(true, Ordering::SeqCst);
         // Wakes a guest waiting in poll_oneoff: it reads end-of-input and winds down; the
@@ -81,54 +100,56 @@ pub struct WcgiPools {
     draining: Mutex<Vec<Arc<Instance>>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Sends a long-lived guest's stderr to the engine log, attributed to its module.
-struct StderrSink {
-    log: Option<EngineLog>,
-    module: PathBuf,
-}
-
-impl Host for StderrSink {
-    fn read_body(&self, _buf: &mut [u8]) -> std::io::Result<usize> {
-        Ok(0)
-    }
-    fn send_head(&self, _: &ResponseHead, _: &[u8], _: bool) -> Result<(), ClientGone> {
-        Err(ClientGone)
-    }
-    fn write_body(&self, _: &[u8], _: bool) -> Result<(), ClientGone> {
-        Err(ClientGone)
-    }
-    fn log(&self, level: LogLevel, message: &str) {
-        if let Some(log) = &self.log {
+fn stderr_sink(log: Option<EngineLog>, module: PathBuf) -> StderrSink {
+    Arc::new(move |level: LogLevel, message: &str| {
+        if let Some(log) = &log {
             let what = match level {
                 LogLevel::GuestStderr => "guest stderr",
                 _ => "guest",
             };
-            log(
-                LogLevel::Info,
-                &format!("{what} (WCGI) {}: {message}", self.module.display()),
-            );
+            let line = format!("{what} (WCGI) {}: {message}", module.display());
+            log(LogLevel::Info, &line);
         }
-    }
-    fn cancelled(&self) -> bool {
-        false
+    })
+}
+
+/// What a sweep did, for the log.
+pub enum SweepEvent {
+    /// The module's instances went unused for its keepalive and were stopped.
+    Idle(PathBuf),
+    /// An instance stayed busy after a request timed out and was stopped, to be replaced.
+    Wedged(PathBuf),
+}
+
+impl SweepEvent {
+    pub fn describe(&self) -> String {
+        match self {
+            SweepEvent::Idle(p) => format!("stopped idle WCGI instances of {}", p.display()),
+            SweepEvent::Wedged(p) => format!(
+                "a WCGI instance of {} stayed busy after a request timed out; replacing it",
+                p.display()
+            ),
+        }
     }
 }
 
 impl WcgiPools {
-    /// Drops idle pools and finished draining instances; returns the paths of dropped pools.
-    pub fn sweep(&self, now: Instant) -> Vec<PathBuf> {
-        let mut dropped = Vec::new();
+    /// Stops idle pools, wedged instances and finished draining instances.
+    pub fn sweep(&self, now: Instant) -> Vec<SweepEvent> {
+        let mut events = Vec::new();
         lock(&self.pools).retain(|path, pool| {
             let keep = now.saturating_duration_since(pool.last_used) < pool.keepalive;
             if !keep {
                 pool.instances.iter().for_each(|i| i.shut_down());
-                dropped.push(path.clone());
+                events.push(SweepEvent::Idle(path.clone()));
+                return false;
             }
-            keep
+            for instance in pool.instances.iter().filter(|i| i.alive() && i.wedged(now)) {
+                instance.shut_down();
+                events.push(SweepEvent::Wedged(path.clone()));
+            }
+            true
         });
         lock(&self.draining).retain(|i| {
             let busy = i.inflight.load(Ordering::SeqCst) > 0 && i.alive();
@@ -137,7 +158,7 @@ impl WcgiPools {
             }
             busy
         });
-        dropped
+        events
     }
 
     /// Stops every instance (engine shutdown).
@@ -159,9 +180,21 @@ impl Engine {
     ) -> Result<(), Failure> {
         host.release_slot();
         let instance = self.pick_instance(module, spec, host.as_ref())?;
-        instance.inflight.fetch_add(1, Ordering::SeqCst);
+        if instance.inflight.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
+            instance.inflight.fetch_sub(1, Ordering::SeqCst);
+            return Err(Failure::new(
+                FailureKind::Busy,
+                format!("the WCGI instance already has {MAX_STREAMS} requests in flight"),
+            ));
+        }
         let result = relay(&instance, spec, host.as_ref());
         instance.inflight.fetch_sub(1, Ordering::SeqCst);
+        if result
+            .as_ref()
+            .is_err_and(|f| f.kind == FailureKind::Timeout)
+        {
+            *lock(&instance.timed_out_at) = Some(Instant::now());
+        }
         result
     }
 
@@ -216,10 +249,7 @@ impl Engine {
         };
         let inbox = Arc::new(Inbox::default());
         let (stdout_tx, stdout_rx) = tokio::sync::mpsc::unbounded_channel();
-        let sink: Arc<dyn Host> = Arc::new(StderrSink {
-            log: self.log.clone(),
-            module: spec.module_path.clone(),
-        });
+        let backlog = Arc::new(StdoutBacklog::default());
         // Site-level values only: the starting request's facts stay out of a process that
         // serves everyone.
         let env = cgi_env::instance(spec);
@@ -227,8 +257,11 @@ impl Engine {
             spec,
             &env,
             InboxStdin(inbox.clone()),
-            ChannelStdout(stdout_tx),
-            GuestStderr::unlimited(sink),
+            ChannelStdout {
+                chunks: stdout_tx,
+                backlog: backlog.clone(),
+            },
+            GuestStderr::per_second(stderr_sink(self.log.clone(), spec.module_path.clone())),
         )?;
         let mut store = Store::new(
             &self.engine,
@@ -281,12 +314,13 @@ impl Engine {
                 }
             })
             .map_err(|e| Failure::new(FailureKind::Internal, format!("cannot spawn: {e}")))?;
-        let session = Session::start(GuestIo::new(stdout_rx, inbox.clone()));
+        let session = Session::start(GuestIo::new(stdout_rx, backlog, inbox.clone()));
         Ok(Arc::new(Instance {
             session,
             inbox,
             stop,
             inflight: AtomicUsize::new(0),
+            timed_out_at: Mutex::new(None),
         }))
     }
 }
@@ -301,12 +335,16 @@ fn relay(instance: &Instance, spec: &RunSpec, host: &dyn Host) -> Result<(), Fai
             .await
             .map_err(|e| Failure::new(FailureKind::InstanceGone, e))?;
         let (rd, wr) = stream.split();
-        let (sent, relayed) = futures::join!(
-            http1::send_request(wr, spec, host),
-            http1::relay_response(rd, head_only, host)
-        );
-        // A guest may answer without reading the whole body; only the answer counts then.
-        relayed.and(sent.or(Ok(())))
+        let send = std::pin::pin!(http1::send_request(wr, spec, host));
+        let relay = std::pin::pin!(http1::relay_response(rd, head_only, host));
+        // Only the answer counts: a guest may answer (403, say) without reading the whole
+        // body, and its answer must reach the client while the upload is still stalled on
+        // the guest's window. What is left of the body is then the server's to drain or
+        // close; a failed send (the client went away mid-body) shows in the answer too.
+        match futures::future::select(send, relay).await {
+            futures::future::Either::Left((_, relay)) => relay.await,
+            futures::future::Either::Right((relayed, _)) => relayed,
+        }
     };
     let cancelled = async {
         loop {

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 
-use super::pipe::Inbox;
+use super::pipe::{Inbox, StdoutBacklog};
 
 /// The runtime that drives every WCGI session and times requests out.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
@@ -34,14 +34,21 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 /// The guest's stdio as one byte stream for yamux.
 pub struct GuestIo {
     from_guest: mpsc::UnboundedReceiver<Bytes>,
+    /// What `from_guest` holds, counted against the guest's stdout cap.
+    backlog: Arc<StdoutBacklog>,
     pending: Bytes,
     to_guest: Arc<Inbox>,
 }
 
 impl GuestIo {
-    pub fn new(from_guest: mpsc::UnboundedReceiver<Bytes>, to_guest: Arc<Inbox>) -> Self {
+    pub fn new(
+        from_guest: mpsc::UnboundedReceiver<Bytes>,
+        backlog: Arc<StdoutBacklog>,
+        to_guest: Arc<Inbox>,
+    ) -> Self {
         GuestIo {
             from_guest,
+            backlog,
             pending: Bytes::new(),
             to_guest,
         }
@@ -56,7 +63,10 @@ impl AsyncRead for GuestIo {
     ) -> Poll<io::Result<usize>> {
         while self.pending.is_empty() {
             match self.from_guest.poll_recv(cx) {
-                Poll::Ready(Some(chunk)) => self.pending = chunk,
+                Poll::Ready(Some(chunk)) => {
+                    self.backlog.taken(chunk.len());
+                    self.pending = chunk;
+                }
                 // The guest's stdout is gone: the instance ended.
                 Poll::Ready(None) => return Poll::Ready(Ok(0)),
                 Poll::Pending => return Poll::Pending,
@@ -71,11 +81,10 @@ impl AsyncRead for GuestIo {
 impl AsyncWrite for GuestIo {
     fn poll_write(
         self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.to_guest.push(buf);
-        Poll::Ready(Ok(buf.len()))
+        self.to_guest.poll_push(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
@@ -102,7 +111,15 @@ impl Session {
         let closed = Arc::new(tokio::sync::Notify::new());
         let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (notify, flag) = (closed.clone(), ended.clone());
-        let mut conn = yamux::Connection::new(io, yamux::Config::default(), yamux::Mode::Client);
+        let mut config = yamux::Config::default();
+        // Bounds what a guest can make the host buffer: at most MAX_STREAMS streams (the
+        // engine refuses more requests first) with a 256 KiB window each.
+        config
+            .set_max_num_streams(super::MAX_STREAMS)
+            .set_max_connection_receive_window(Some(
+                super::MAX_STREAMS * yamux::DEFAULT_CREDIT as usize,
+            ));
+        let mut conn = yamux::Connection::new(io, config, yamux::Mode::Client);
         runtime().spawn(async move {
             let mut waiting: VecDeque<Opened> = VecDeque::new();
             poll_fn(|cx| {

@@ -20,7 +20,7 @@ use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 use wasmtime_wasi::runtime::in_tokio;
 
-use super::pipe::{Inbox, Take};
+use super::pipe::{Inbox, StdoutBacklog, Take, STDOUT_CAP};
 use crate::guest::{exported_memory, GuestState};
 
 const WASI: &str = "wasi_snapshot_preview1";
@@ -88,9 +88,29 @@ impl AsyncRead for InboxStdin {
     }
 }
 
-/// The guest's stdout as a WASI stream feeding the host's yamux client.
+/// The guest's stdout as a WASI stream feeding the host's yamux client. Bytes the host has
+/// not taken yet are counted; a guest that writes past [`STDOUT_CAP`] of them (say, a ping
+/// flood while the host waits for it to read its stdin) is stopped.
 #[derive(Clone)]
-pub struct ChannelStdout(pub UnboundedSender<Bytes>);
+pub struct ChannelStdout {
+    pub chunks: UnboundedSender<Bytes>,
+    pub backlog: Arc<StdoutBacklog>,
+}
+
+impl ChannelStdout {
+    fn send(&self, bytes: Bytes) -> Result<(), StreamError> {
+        if !self.backlog.add(bytes.len()) {
+            return Err(StreamError::Trap(wasmtime::format_err!(
+                "the WCGI guest wrote more than {STDOUT_CAP} bytes to stdout that its host had not read"
+            )));
+        }
+        let n = bytes.len();
+        self.chunks.send(bytes).map_err(|_| {
+            self.backlog.taken(n);
+            StreamError::Closed
+        })
+    }
+}
 
 impl IsTerminal for ChannelStdout {
     fn is_terminal(&self) -> bool {
@@ -114,7 +134,7 @@ impl Pollable for ChannelStdout {
 
 impl OutputStream for ChannelStdout {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.0.send(bytes).map_err(|_| StreamError::Closed)
+        self.send(bytes)
     }
     fn flush(&mut self) -> StreamResult<()> {
         Ok(())
@@ -130,7 +150,7 @@ impl AsyncWrite for ChannelStdout {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let sent = self.0.send(Bytes::copy_from_slice(buf));
+        let sent = self.send(Bytes::copy_from_slice(buf));
         Poll::Ready(
             sent.map(|()| buf.len())
                 .map_err(|_| io::ErrorKind::BrokenPipe.into()),
