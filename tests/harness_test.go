@@ -98,13 +98,19 @@ func (l *logBuffer) Count(subs ...string) int {
 
 // WaitFor waits until a log line contains all substrings, or the timeout passes.
 func (l *logBuffer) WaitFor(timeout time.Duration, subs ...string) bool {
+	return l.WaitForCount(timeout, 1, subs...)
+}
+
+// WaitForCount waits until at least n log lines contain all substrings, or the timeout
+// passes. Counting from a number taken before an action tells its line from older ones.
+func (l *logBuffer) WaitForCount(timeout time.Duration, n int, subs ...string) bool {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		l.mu.Lock()
 		changed := l.changed
 		l.mu.Unlock()
-		if l.Count(subs...) > 0 {
+		if l.Count(subs...) >= n {
 			return true
 		}
 		select {

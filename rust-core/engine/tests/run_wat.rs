@@ -276,22 +276,35 @@ fn replaced_file_is_recompiled() {
 
 #[test]
 fn configured_env_reaches_the_guest() {
-    // environ_sizes_get tells how many variables the guest got; we only set the configured
-    // ones plus the CGI set, never the host's own environment.
+    // The guest copies its whole environ_get buffer ("K=V\0" strings) to stdout after the
+    // header, so the test sees exactly the variables the guest got.
     let f = Fixture::new();
     let body = r#"
-        (drop (call $environ_sizes_get (i32.const 0) (i32.const 4)))
-        (if (i32.eqz (i32.load (i32.const 0))) (then unreachable))
-        (call $write (i32.const 1) (i32.const 64) (i32.const 19))"#;
+        (drop (call $environ_sizes_get (i32.const 16) (i32.const 20)))
+        (drop (call $environ_get (i32.const 1024) (i32.const 4096)))
+        (call $write (i32.const 1) (i32.const 64) (i32.const 19))
+        (call $write (i32.const 1) (i32.const 4096) (i32.load (i32.const 20)))"#;
     let source = guest("Content-Type: a/b\n\n", body).replacen(
         "(memory",
         r#"(import "wasi_snapshot_preview1" "environ_sizes_get" (func $environ_sizes_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_get" (func $environ_get (param i32 i32) (result i32)))
   (memory"#,
         1,
     );
     let m = f.module("env.wasm", &source);
-    let (result, _) = f.run(m, b"", |s| s.env.push(("A".into(), "1".into())));
+    let (result, host) = f.run(m, b"", |s| s.env.push(("A".into(), "1".into())));
     result.unwrap();
+    let out = host.out.lock().unwrap();
+    let vars: Vec<&[u8]> = out.body.split(|&b| b == 0).collect();
+    let shown = String::from_utf8_lossy(&out.body);
+    assert!(vars.contains(&&b"A=1"[..]), "guest environment: {shown:?}");
+    // The CGI set is there too, and nothing of the host's own environment.
+    assert!(
+        vars.contains(&&b"GATEWAY_INTERFACE=CGI/1.1"[..]),
+        "{shown:?}"
+    );
+    assert!(std::env::var_os("PATH").is_some());
+    assert!(!vars.iter().any(|v| v.starts_with(b"PATH=")), "{shown:?}");
 }
 
 fn logs(host: &MemoryHost) -> Vec<String> {

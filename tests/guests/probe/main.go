@@ -34,6 +34,22 @@ func raw(query string) bool {
 		os.Stdout.WriteString("Content-Type: text/plain\nX-Raw: lf\n\nraw body")
 	case "do=raw-garbage":
 		os.Stdout.WriteString("this is not a CGI header\n\nbody")
+	case "do=raw-status-100", "do=raw-status-103", "do=raw-status-199":
+		// Interim statuses: the client must never see them as a response of their own.
+		code := strings.TrimPrefix(query, "do=raw-status-")
+		os.Stdout.WriteString("Status: " + code + "\r\nContent-Type: text/plain\r\n\r\nbody after " + code)
+	case "do=raw-status-101":
+		os.Stdout.WriteString("Status: 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	case "do=raw-length-conflict":
+		os.Stdout.WriteString("Content-Type: text/plain\r\nContent-Length: 5\r\nContent-Length: 11\r\n\r\nhello world")
+	case "do=raw-length-agree":
+		os.Stdout.WriteString("Content-Type: text/plain\r\nContent-Length: 11\r\ncontent-length: 011\r\n\r\nhello world")
+	case "do=raw-hop-by-hop":
+		// Headers about the connection and its framing, which only the server may set.
+		os.Stdout.WriteString("Content-Type: text/plain\r\nTransfer-Encoding: gzip\r\n" +
+			"Connection: keep-alive, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=999\r\n" +
+			"Upgrade: h2c\r\nProxy-Connection: keep-alive\r\nTrailer: X-Late\r\nX-Kept: yes\r\n\r\n" +
+			"intact body, not gzip")
 	default:
 		return false
 	}
@@ -138,6 +154,14 @@ func serve(w http.ResponseWriter, r *http.Request) {
 	case "stderr":
 		fmt.Fprintln(os.Stderr, "probe says", q.Get("msg"))
 		fmt.Fprintln(w, "logged")
+	case "symlink":
+		// Creates link -> target as the guest asks; the host decides whether it may.
+		if err := os.Symlink(q.Get("target"), q.Get("link")); err != nil {
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprintln(w, "error:", err)
+			return
+		}
+		fmt.Fprintln(w, "linked")
 	default:
 		fmt.Fprintf(w, "probe %s\n", r.URL.Path)
 	}

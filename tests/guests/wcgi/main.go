@@ -192,5 +192,30 @@ func routes() *http.ServeMux {
 		}
 		fmt.Fprintln(w, "noisy done")
 	})
+	// /raw writes a hand-made HTTP response straight onto the yamux stream, with heads
+	// net/http would never write, so the host's checks of a guest's response are tested.
+	mux.HandleFunc("/raw", func(w http.ResponseWriter, r *http.Request) {
+		raw, ok := rawResponses[r.URL.Query().Get("kind")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer conn.Close()
+		io.WriteString(conn, raw)
+	})
 	return mux
+}
+
+// rawResponses are the responses /raw writes, by kind.
+var rawResponses = map[string]string{
+	"length-conflict": "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nContent-Length: 11\r\n\r\nhello world",
+	"switch":          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+	"te-gzip":         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip\r\n\r\nnot really gzip",
+	"hop-by-hop": "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: X-Hop\r\nX-Hop: secret\r\n" +
+		"Keep-Alive: timeout=999\r\nUpgrade: h2c\r\nContent-Length: 11\r\nX-Kept: yes\r\n\r\nintact body",
 }
