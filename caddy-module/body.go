@@ -1,7 +1,7 @@
 package wagi
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,25 +14,30 @@ import (
 // is refused unread. A body of unknown length (chunked) is read here, counted as it
 // arrives and refused as soon as it passes the limit; otherwise it is handed to the guest
 // with its length, since a CGI program reads exactly CONTENT_LENGTH bytes of stdin and a
-// chunked body would reach it as empty.
-func (h *Handler) checkBody(w http.ResponseWriter, r *http.Request, s script) error {
+// chunked body would reach it as empty. It is spooled (see spool), so memory does not
+// grow with uploads; the caller closes the returned body when the request ends.
+func (h *Handler) checkBody(w http.ResponseWriter, r *http.Request, s script) (io.Closer, error) {
 	if r.ContentLength > h.MaxBody {
-		return h.bodyTooLarge(w, s)
+		return nil, h.bodyTooLarge(w, s)
 	}
 	if r.ContentLength >= 0 || r.Body == nil || r.Body == http.NoBody {
-		return nil
+		return nil, nil
 	}
-	var buf bytes.Buffer
-	n, err := io.Copy(&buf, io.LimitReader(r.Body, h.MaxBody+1))
+	body, n, err := spool(r.Body, h.MaxBody)
+	if errors.Is(err, errSpoolWrite) {
+		h.logger.Error("spooling request body failed", zap.String("module", s.filename), zap.Error(err))
+		return nil, caddyhttp.Error(http.StatusInternalServerError, err)
+	}
 	if err != nil {
-		return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("wagi: reading request body: %w", err))
+		return nil, caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("wagi: reading request body: %w", err))
 	}
 	if n > h.MaxBody {
-		return h.bodyTooLarge(w, s)
+		_ = body.Close()
+		return nil, h.bodyTooLarge(w, s)
 	}
-	r.Body = io.NopCloser(&buf)
+	r.Body = body
 	r.ContentLength = n
-	return nil
+	return body, nil
 }
 
 // bodyTooLarge answers 413 and closes the connection, since the rest of the body is

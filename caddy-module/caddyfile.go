@@ -1,16 +1,12 @@
 package wagi
 
 import (
-	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 )
 
@@ -152,9 +148,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// parseDirective returns the wagi route, plus, when one module is named by a path under
-// the root, a route answering 404 for that module's own URL: module bytes are never served
-// raw, even by a file_server that handles the requests wagi's matcher leaves.
 // parseMount reads `mount <host_dir> [<guest_dir>] [ro|rw]`.
 func parseMount(d *caddyfile.Dispenser) (Mount, error) {
 	args := d.RemainingArgs()
@@ -177,6 +170,9 @@ func parseMount(d *caddyfile.Dispenser) (Mount, error) {
 	return m, nil
 }
 
+// parseDirective returns the wagi route, plus, when one module is named, a route that
+// answers 404 for requests reaching that module's file: module bytes are never served raw,
+// even by a file_server that handles the requests wagi's matcher leaves.
 func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	if !h.Next() {
 		return nil, h.ArgErr()
@@ -190,24 +186,10 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 		return nil, err
 	}
 	routes := h.NewRoute(matcherSet, &w)
-	if urlPath := moduleURLPath(w.Module); urlPath != "" {
-		hide := caddy.ModuleMap{"path": caddyconfig.JSON(caddyhttp.MatchPath{urlPath}, nil)}
-		routes = append(routes, h.NewRoute(hide, &caddyhttp.StaticResponse{StatusCode: "404"})...)
+	if w.Module != "" {
+		routes = append(routes, h.NewRoute(nil, &HideModule{Module: w.Module, Root: w.Root})...)
 	}
 	return routes, nil
-}
-
-// moduleURLPath is the URL path of a module given relative to the site root, or "" when
-// it has none (absolute, outside the root, or a placeholder).
-func moduleURLPath(module string) string {
-	if module == "" || filepath.IsAbs(module) || strings.Contains(module, "{") {
-		return ""
-	}
-	clean := path.Clean("/" + filepath.ToSlash(module))
-	if strings.HasPrefix(path.Clean(filepath.ToSlash(module)), "..") {
-		return ""
-	}
-	return clean
 }
 
 var _ caddyfile.Unmarshaler = (*Handler)(nil)

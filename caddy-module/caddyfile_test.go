@@ -71,20 +71,3 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		}
 	}
 }
-
-func TestModuleURLPath(t *testing.T) {
-	for module, want := range map[string]string{
-		"./api.wasm":        "/api.wasm",
-		"bin/api.wasm":      "/bin/api.wasm",
-		"/abs/api.wasm":     "",
-		"../outside.wasm":   "",
-		"{env.MODULE}":      "",
-		"":                  "",
-		"a/../../esc.wasm":  "",
-		"a/./b/../api.wasm": "/a/api.wasm",
-	} {
-		if got := moduleURLPath(module); got != want {
-			t.Errorf("moduleURLPath(%q) = %q, want %q", module, got, want)
-		}
-	}
-}

@@ -2,6 +2,7 @@ package wagi
 
 import (
 	"errors"
+	"io"
 	"net/http"
 
 	"go.uber.org/zap"
@@ -21,12 +22,22 @@ type exchange struct {
 	maxBody  int64
 	bodyRead int64
 	tooLarge bool
+	// onWire is true while an HTTP/1 request body may still have bytes on the connection,
+	// where the client's next request follows it (see unread.go).
+	onWire bool
+	// fullDuplex is set once the head went out before the body was read to its end;
+	// closing is set when that head also asked to close the connection.
+	fullDuplex bool
+	closing    bool
 	// release gives back the handler's guest slot; idempotent.
 	release func()
 }
 
-func newExchange(w http.ResponseWriter, r *http.Request, logger *zap.Logger, module string, maxBody int64, release func()) *exchange {
-	return &exchange{w: w, r: r, rc: http.NewResponseController(w), logger: logger, module: module, maxBody: maxBody, release: release}
+// newExchange connects a guest to w and r. spooled is true when checkBody read the body
+// off the connection already.
+func newExchange(w http.ResponseWriter, r *http.Request, logger *zap.Logger, module string, maxBody int64, spooled bool, release func()) *exchange {
+	return &exchange{w: w, r: r, rc: http.NewResponseController(w), logger: logger, module: module, maxBody: maxBody,
+		onWire: r.ProtoMajor == 1 && r.ContentLength != 0 && !spooled, release: release}
 }
 
 func (e *exchange) ReleaseSlot() { e.release() }
@@ -44,6 +55,9 @@ func (e *exchange) Read(p []byte) (int, error) {
 	}
 	n, err := e.r.Body.Read(p)
 	e.bodyRead += int64(n)
+	if err == io.EOF {
+		e.onWire = false
+	}
 	if e.bodyRead > e.maxBody {
 		e.tooLarge = true
 		return 0, errBodyTooLarge
@@ -59,6 +73,9 @@ func (e *exchange) WriteHead(status int, body []byte, flush bool) bool {
 		return false
 	}
 	e.headSent = true
+	if e.onWire {
+		e.streamRestOfBody()
+	}
 	e.w.WriteHeader(status)
 	if len(body) > 0 {
 		if _, err := e.w.Write(body); err != nil {

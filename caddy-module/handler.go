@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -44,7 +43,8 @@ type Handler struct {
 	Index string `json:"index,omitempty"`
 
 	// SplitPath lists the extensions that end a script's path in a request path; what
-	// follows is PATH_INFO. Default: [".wasm"]. Files ending in `.wasm` are never served raw.
+	// follows is PATH_INFO. They match regardless of ASCII case and must be ASCII.
+	// Default: [".wasm"]. Files ending in `.wasm` are never served raw.
 	SplitPath []string `json:"split_path,omitempty"`
 
 	// Env is extra environment for the guest; values may contain placeholders. It overrides
@@ -102,12 +102,13 @@ type Handler struct {
 	envHasRepl bool
 	serverSoft string
 	slots      engine.Slots
-	warmed     *sync.Map // root -> struct{}: roots already precompiled
+	warmed     *warmedRoots
 	loads      *singleLoad
 }
 
 // Defaults, documented on the fields above.
 const (
+	defaultRoot    = "{http.vars.root}"
 	defaultIndex   = "index.wasm"
 	defaultTimeout = 30 * time.Second
 	defaultMemory  = 128 << 20
@@ -139,7 +140,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.Root == "" {
-		h.Root = "{http.vars.root}"
+		h.Root = defaultRoot
 	}
 	if h.Index == "" {
 		h.Index = defaultIndex
@@ -148,7 +149,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.SplitPath = []string{".wasm"}
 	}
 	for i, ext := range h.SplitPath {
-		h.SplitPath[i] = strings.ToLower(ext)
+		h.SplitPath[i] = lowerASCII(ext)
 	}
 	if h.Timeout == 0 {
 		h.Timeout = caddy.Duration(defaultTimeout)
@@ -191,7 +192,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	simple, _ := caddy.Version()
 	h.serverSoft = "Caddy/" + simple
 	h.slots = engine.NewSlots(h.MaxInstances)
-	h.warmed = new(sync.Map)
+	h.warmed = newWarmedRoots(maxWarmRoots)
 	h.loads = &singleLoad{running: map[string]chan struct{}{}}
 	logger := caddy.Log().Named("http.handlers.wagi")
 	e, _, err := engines.LoadOrNew(engineKey, func() (caddy.Destructor, error) {
@@ -204,7 +205,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.engine = e.(*engine.Engine)
 	if h.Precompile && !strings.Contains(h.Root, "{") {
-		h.warmUp(h.Root)
+		if root, err := filepath.Abs(h.Root); err == nil {
+			h.warmUp(root)
+		}
 	}
 	return nil
 }
@@ -212,8 +215,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // Validate checks the configuration.
 func (h *Handler) Validate() error {
 	for _, ext := range h.SplitPath {
-		if !strings.HasPrefix(ext, ".") {
-			return fmt.Errorf("wagi: split extension %q must start with a dot", ext)
+		if !strings.HasPrefix(ext, ".") || strings.Contains(ext, "/") || !isASCII(ext) {
+			return fmt.Errorf("wagi: split extension %q must start with a dot and be ASCII without a slash", ext)
 		}
 	}
 	if h.Timeout < 0 || h.MemoryBytes < 0 || h.MaxWait < 0 || h.MaxBody < 0 || h.MaxInstances < 0 || h.Keepalive < 0 || h.CacheMaxAge < 0 {
@@ -243,7 +246,7 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP runs the module a request maps to, or passes the request on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	root, err := filepath.Abs(repl.ReplaceAll(h.Root, "."))
+	root, err := siteRoot(repl, h.Root)
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
@@ -256,6 +259,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	case actForbidRaw:
 		return caddyhttp.Error(http.StatusNotFound, fmt.Errorf("wagi: not serving module bytes of %s", r.URL.Path))
+	case actMissing:
+		h.logger.Info("module file missing", zap.String("module", target.filename), zap.String("path", r.URL.Path))
+		return caddyhttp.Error(http.StatusNotFound, fmt.Errorf("wagi: no module %s", target.filename))
+	case actOutside:
+		h.logger.Warn("not following a symlink out of the site root", zap.String("module", target.filename), zap.String("root", root))
+		return caddyhttp.Error(http.StatusNotFound, fmt.Errorf("wagi: %s leads outside the site root", target.filename))
 	case actRedirect:
 		to := r.URL.Path + "/"
 		if r.URL.RawQuery != "" {
@@ -265,6 +274,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	return h.run(w, r, repl, root, target)
+}
+
+// siteRoot is the absolute site root for a request: root with its placeholders replaced,
+// empty meaning the current directory.
+func siteRoot(repl *caddy.Replacer, root string) (string, error) {
+	return filepath.Abs(repl.ReplaceAll(root, "."))
 }
 
 // Interface guards

@@ -1,8 +1,6 @@
 package wagi
 
 import (
-	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
@@ -16,12 +14,15 @@ const (
 	actRun       action = iota // run target
 	actNext                    // not ours: pass to the next handler
 	actRedirect                // a directory without its trailing slash
-	actForbidRaw               // a .wasm file that must not be served as bytes
+	actForbidRaw               // a module file that must not be served as bytes
+	actMissing                 // names a module file that does not exist, and no front controller takes it
+	actOutside                 // a module or file that a symlink places outside the site root
 )
 
 // script is the CGI view of the module a request runs (RFC 3875 4.1.13, 4.1.5).
 type script struct {
-	// filename is the module's absolute host path (SCRIPT_FILENAME).
+	// filename is the module's absolute host path (SCRIPT_FILENAME). For actMissing,
+	// actOutside and actForbidRaw it names the file refused, for the log.
 	filename string
 	// name is its URL path (SCRIPT_NAME).
 	name string
@@ -31,88 +32,129 @@ type script struct {
 
 // resolve maps a request path under root to a module, the way php_server maps paths to
 // PHP scripts: split at a script extension, then directory index, then static file, then
-// the front controller.
+// the front controller. Nothing a symlink places outside the root runs or passes on as a
+// file of the site.
 func (h *Handler) resolve(root, reqPath string) (script, action) {
 	if h.Module != "" {
-		return h.fixedModule(root, reqPath), actRun
+		return h.fixedModule(root, reqPath)
 	}
-	if s, ok := h.splitScript(root, reqPath); ok {
-		return s, actRun
+	s, act, named := h.splitScript(root, reqPath)
+	if act != actNext {
+		return s, act
 	}
 	full := caddyhttp.SanitizedPathJoin(root, reqPath)
-	if info, err := os.Stat(full); err == nil {
-		if info.IsDir() {
+	f, err := statInRoot(root, full)
+	if err == nil && f.inside {
+		if f.info.IsDir() {
 			if !strings.HasSuffix(reqPath, "/") {
 				return script{}, actRedirect
 			}
-			if s, ok := h.indexIn(root, reqPath); ok {
-				return s, actRun
-			}
-			return script{}, actNext
+			return h.indexIn(root, reqPath)
 		}
-		if strings.EqualFold(path.Ext(reqPath), ".wasm") {
-			return script{}, actForbidRaw
+		if h.isModuleFile(full) || h.isModuleFile(f.real) {
+			return script{filename: full}, actForbidRaw
 		}
 		return script{}, actNext
 	}
-	if s, ok := h.indexIn(root, "/"); ok {
-		return s, actRun
+	// Not a file of the site: missing, or outside the root, which a file_server after us
+	// would follow. The front controller takes both.
+	if s, act := h.indexIn(root, "/"); act != actNext {
+		return s, act
+	}
+	switch {
+	case err == nil:
+		return script{filename: full}, actOutside
+	case named != "":
+		return script{filename: named}, actMissing
 	}
 	return script{}, actNext
 }
 
 // splitScript finds the first split extension in reqPath that ends a path segment and
 // names an existing file: `/api.wasm/users/7` -> script `/api.wasm`, PATH_INFO `/users/7`.
-func (h *Handler) splitScript(root, reqPath string) (script, bool) {
-	lower := strings.ToLower(reqPath)
-	for _, ext := range h.SplitPath {
-		for from := 0; ; {
-			i := strings.Index(lower[from:], ext)
-			if i < 0 {
-				break
+// named is the first such module path tried, whether or not it exists.
+func (h *Handler) splitScript(root, reqPath string) (s script, act action, named string) {
+	for end := range splitEnds(reqPath, h.SplitPath) {
+		name := reqPath[:end]
+		full := caddyhttp.SanitizedPathJoin(root, name)
+		f, err := statInRoot(root, full)
+		switch {
+		case err != nil:
+			if named == "" {
+				named = full
 			}
-			end := from + i + len(ext)
-			from = end
-			if end < len(reqPath) && reqPath[end] != '/' {
-				continue
-			}
-			name := reqPath[:end]
-			full := caddyhttp.SanitizedPathJoin(root, name)
-			if isFile(full) {
-				return script{filename: full, name: name, pathInfo: reqPath[end:]}, true
-			}
+		case !f.inside:
+			return script{filename: full}, actOutside, named
+		case f.info.Mode().IsRegular():
+			return script{filename: full, name: name, pathInfo: reqPath[end:]}, actRun, named
 		}
 	}
-	return script{}, false
+	return script{}, actNext, named
 }
 
-// indexIn returns the index module of the directory dir (a URL path ending in "/").
-func (h *Handler) indexIn(root, dir string) (script, bool) {
+// indexIn returns the index module of the directory dir (a URL path ending in "/"), or
+// actNext when there is none.
+func (h *Handler) indexIn(root, dir string) (script, action) {
 	if h.Index == indexOff {
-		return script{}, false
+		return script{}, actNext
 	}
 	name := dir + h.Index
 	full := caddyhttp.SanitizedPathJoin(root, name)
-	if !isFile(full) {
-		return script{}, false
+	f, err := statInRoot(root, full)
+	switch {
+	case err != nil:
+		return script{}, actNext
+	case !f.inside:
+		return script{filename: full}, actOutside
+	case !f.info.Mode().IsRegular():
+		return script{}, actNext
 	}
-	return script{filename: full, name: name}, true
+	return script{filename: full, name: name}, actRun
 }
 
-// fixedModule is the script for a handler configured with one module.
-func (h *Handler) fixedModule(root, reqPath string) script {
-	file := h.Module
-	if !filepath.IsAbs(file) {
-		file = filepath.Join(root, file)
+// fixedModule is the script for a handler configured with one module. A module named
+// inside the root must stay there; one configured outside it is the admin's choice.
+func (h *Handler) fixedModule(root, reqPath string) (script, action) {
+	file := moduleFile(root, h.Module)
+	s := script{filename: file, name: "/" + filepath.Base(file), pathInfo: reqPath}
+	if !within(root, file) {
+		return s, actRun
 	}
-	name := "/" + filepath.Base(file)
-	if rel, err := filepath.Rel(root, file); err == nil && !strings.HasPrefix(rel, "..") {
-		name = "/" + filepath.ToSlash(rel)
+	if rel, err := filepath.Rel(root, file); err == nil {
+		s.name = "/" + filepath.ToSlash(rel)
 	}
-	return script{filename: file, name: name, pathInfo: reqPath}
+	// A missing module runs anyway: the engine answers 404 and logs it.
+	if f, err := statInRoot(root, file); err == nil && !f.inside {
+		return s, actOutside
+	}
+	return s, actRun
 }
 
-func isFile(p string) bool {
-	info, err := os.Stat(p)
-	return err == nil && info.Mode().IsRegular()
+// moduleFile is the host path of a configured module: relative to root unless absolute.
+func moduleFile(root, module string) string {
+	if filepath.IsAbs(module) {
+		return filepath.Clean(module)
+	}
+	return filepath.Join(root, module)
+}
+
+// runsAsModule reports whether a file name is one the handler runs: it ends in a split
+// extension or is the index file.
+func (h *Handler) runsAsModule(name string) bool {
+	base := filepath.Base(name)
+	if h.Index != indexOff && base == filepath.Base(h.Index) {
+		return true
+	}
+	for _, ext := range h.SplitPath {
+		if hasSuffixASCIIFold(base, ext) {
+			return true
+		}
+	}
+	return false
+}
+
+// isModuleFile reports whether a file's bytes must never be served: a module the handler
+// runs, or any `.wasm` file.
+func (h *Handler) isModuleFile(name string) bool {
+	return h.runsAsModule(name) || hasSuffixASCIIFold(name, ".wasm")
 }

@@ -20,8 +20,12 @@ var records = sync.Pool{New: func() any { return new(engine.Record) }}
 // run executes the module for one request and answers with its response, or with the
 // failure's status when the guest failed before sending a head.
 func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, root string, s script) error {
-	if err := h.checkBody(w, r, s); err != nil {
+	spooled, err := h.checkBody(w, r, s)
+	if err != nil {
 		return err
+	}
+	if spooled != nil {
+		defer spooled.Close()
 	}
 	if err := h.acquire(r, s); err != nil {
 		return err
@@ -33,13 +37,11 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	rec.Reset()
 	h.describe(rec, r, repl, root, s)
 
-	ex := newExchange(w, r, h.logger, s.filename, h.MaxBody, release)
-	// A CGI guest may write its response before it has read all of the body (an echo
-	// does); without full duplex, Go's HTTP/1 server would discard or cut off the unread
-	// body at the first response write. HTTP/2 is always full duplex and reports an error.
-	_ = ex.rc.EnableFullDuplex()
+	ex := newExchange(w, r, h.logger, s.filename, h.MaxBody, spooled != nil, release)
 	failure := h.engine.Handle(r.Context(), rec, ex, time.Duration(h.MaxWait))
 	if failure == nil {
+		release()
+		ex.settleBody()
 		return nil
 	}
 	fields := []zap.Field{
@@ -61,6 +63,8 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 		h.logger.Error("guest failed after sending its response head", fields...)
 		panic(http.ErrAbortHandler)
 	}
+	// No head went out, so no full duplex either: net/http discards or closes on what
+	// the guest left of the body, before the error response.
 	h.logger.Error("guest failed", fields...)
 	return caddyhttp.Error(failure.Status, errors.New(failure.Error()))
 }

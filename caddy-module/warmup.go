@@ -2,28 +2,79 @@ package wagi
 
 import (
 	"io/fs"
+	"os"
 	"path/filepath"
-	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 
 	"github.com/caddy-wagi/caddy-wagi/caddy-module/engine"
 )
 
-// warmUp loads every module under root in the background, once per root: files with a
-// split extension, and the index file. The engine logs each load.
+// maxWarmRoots bounds how many roots one handler precompiles. With a per-request root
+// (`root /srv/{host}`) the roots come from what clients send; only existing directories
+// count, and past the bound further roots load their modules at their first request.
+const maxWarmRoots = 1024
+
+// warmedRoots remembers the roots already precompiled, up to a bound.
+type warmedRoots struct {
+	mu    sync.RWMutex
+	roots map[string]struct{}
+	max   int
+}
+
+func newWarmedRoots(max int) *warmedRoots {
+	return &warmedRoots{roots: make(map[string]struct{}), max: max}
+}
+
+// seen reports whether root needs no warm-up: done already, or the bound is reached.
+func (w *warmedRoots) seen(root string) bool {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	_, done := w.roots[root]
+	return done || len(w.roots) >= w.max
+}
+
+// add records root; added is false if it was there already or the bound is reached, and
+// full is true for the one call that reached the bound.
+func (w *warmedRoots) add(root string) (added, full bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, done := w.roots[root]; done || len(w.roots) >= w.max {
+		return false, false
+	}
+	w.roots[root] = struct{}{}
+	return true, len(w.roots) == w.max
+}
+
+func (w *warmedRoots) len() int {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return len(w.roots)
+}
+
+// warmUp loads every module under root (an absolute path) in the background, once per
+// root: files with a split extension, and the index file. The engine logs each load.
 func (h *Handler) warmUp(root string) {
-	abs, err := filepath.Abs(root)
-	if err != nil {
+	if h.warmed.seen(root) {
 		return
 	}
-	if _, done := h.warmed.LoadOrStore(abs, struct{}{}); done {
+	if info, err := os.Stat(root); err != nil || !info.IsDir() {
+		return
+	}
+	added, full := h.warmed.add(root)
+	if full {
+		h.logger.Warn("precompile: root limit reached; modules under further roots load at their first request",
+			zap.Int("max_roots", h.warmed.max))
+	}
+	if !added {
 		return
 	}
 	go func() {
 		var rec engine.Record
-		_ = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || !h.isModuleName(d.Name()) {
+		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			// Regular files only: a symlink may lead out of the root.
+			if err != nil || !d.Type().IsRegular() || !h.runsAsModule(d.Name()) {
 				return nil
 			}
 			rec.Reset()
@@ -35,17 +86,4 @@ func (h *Handler) warmUp(root string) {
 			return nil
 		})
 	}()
-}
-
-func (h *Handler) isModuleName(name string) bool {
-	if h.Index != indexOff && name == h.Index {
-		return true
-	}
-	lower := strings.ToLower(name)
-	for _, ext := range h.SplitPath {
-		if strings.HasSuffix(lower, ext) {
-			return true
-		}
-	}
-	return false
 }
