@@ -39,6 +39,9 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	// body at the first response write. HTTP/2 is always full duplex and reports an error.
 	_ = ex.rc.EnableFullDuplex()
 	failure := h.engine.Handle(r.Context(), rec, ex, time.Duration(h.MaxWait))
+	// Lift the deadline the engine set on the connection, so an error page can still be
+	// written and a kept-alive connection's next request is not cut short.
+	ex.liftDeadline()
 	if failure == nil {
 		return nil
 	}
@@ -51,7 +54,7 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	if ex.tooLarge && !ex.headSent {
 		return h.bodyTooLarge(w, s)
 	}
-	if failure.Kind == "client_gone" {
+	if failure.Failure == engine.FailureClientGone {
 		h.logger.Info("client went away; guest stopped", fields...)
 		return nil
 	}
@@ -62,6 +65,10 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 		panic(http.ErrAbortHandler)
 	}
 	h.logger.Error("guest failed", fields...)
+	if failure.Failure == engine.FailureTimeout {
+		// The deadline cut the connection's reads short: it cannot carry another request.
+		w.Header().Set("Connection", "close")
+	}
 	return caddyhttp.Error(failure.Status, errors.New(failure.Error()))
 }
 
