@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -122,5 +123,17 @@ func logAt(logger *zap.Logger, level engine.LogLevel, msg string, fields ...zap.
 }
 
 func (e *exchange) Cancelled() bool { return e.r.Context().Err() != nil }
+
+// SetDeadline bounds body reads and response writes: a client that trickles its body or
+// stops reading the response fails them at the request's deadline instead of holding the
+// guest. (Either call may be unsupported by the connection; then Caddy's own server
+// timeouts are the bound.)
+func (e *exchange) SetDeadline(t time.Time) {
+	_ = e.rc.SetReadDeadline(t)
+	_ = e.rc.SetWriteDeadline(t)
+}
+
+// liftDeadline undoes SetDeadline once the guest is done.
+func (e *exchange) liftDeadline() { e.SetDeadline(time.Time{}) }
 
 var _ engine.Exchange = (*exchange)(nil)

@@ -39,6 +39,9 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 
 	ex := newExchange(w, r, h.logger, s.filename, h.MaxBody, spooled != nil, release)
 	failure := h.engine.Handle(r.Context(), rec, ex, time.Duration(h.MaxWait))
+	// Lift the deadline the engine set on the connection, so an error page can still be
+	// written and a kept-alive connection's next request is not cut short.
+	ex.liftDeadline()
 	if failure == nil {
 		release()
 		ex.settleBody()
@@ -53,7 +56,7 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	if ex.tooLarge && !ex.headSent {
 		return h.bodyTooLarge(w, s)
 	}
-	if failure.Kind == "client_gone" {
+	if failure.Failure == engine.FailureClientGone {
 		h.logger.Info("client went away; guest stopped", fields...)
 		return nil
 	}
@@ -66,6 +69,10 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	// No head went out, so no full duplex either: net/http discards or closes on what
 	// the guest left of the body, before the error response.
 	h.logger.Error("guest failed", fields...)
+	if failure.Failure == engine.FailureTimeout {
+		// The deadline cut the connection's reads short: it cannot carry another request.
+		w.Header().Set("Connection", "close")
+	}
 	return caddyhttp.Error(failure.Status, errors.New(failure.Error()))
 }
 

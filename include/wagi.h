@@ -26,6 +26,56 @@ typedef enum wagi_result {
 } wagi_result;
 
 /*
+ Why a request failed (`wagi_error_failure`); each maps to one HTTP status.
+ */
+typedef enum wagi_failure {
+  /*
+   The module file does not exist (404).
+   */
+  WAGI_FAILURE_NOT_FOUND = 1,
+  /*
+   Not valid wasm, fails to compile or link (500).
+   */
+  WAGI_FAILURE_BAD_MODULE = 2,
+  /*
+   The guest trapped (500).
+   */
+  WAGI_FAILURE_TRAP = 3,
+  /*
+   The guest exited with a non-zero code (500).
+   */
+  WAGI_FAILURE_EXIT = 4,
+  /*
+   The guest hit its memory cap (500).
+   */
+  WAGI_FAILURE_MEMORY_LIMIT = 5,
+  /*
+   The guest's response is not valid (502).
+   */
+  WAGI_FAILURE_MALFORMED_RESPONSE = 6,
+  /*
+   The long-lived instance serving the request ended (502).
+   */
+  WAGI_FAILURE_INSTANCE_GONE = 7,
+  /*
+   The request ran past its deadline (504).
+   */
+  WAGI_FAILURE_TIMEOUT = 8,
+  /*
+   The client went away; nothing can be sent.
+   */
+  WAGI_FAILURE_CLIENT_GONE = 9,
+  /*
+   No instance slot was free (503).
+   */
+  WAGI_FAILURE_BUSY = 10,
+  /*
+   A request the server could not describe, or a bug (500).
+   */
+  WAGI_FAILURE_INTERNAL = 11,
+} wagi_failure;
+
+/*
  Field tags of the request record.
  */
 enum wagi_field
@@ -149,7 +199,8 @@ typedef uint8_t wagi_field;
 typedef struct wagi_engine wagi_engine;
 
 /*
- An error: HTTP status, a stable kind name and a message. Free with `wagi_error_free`.
+ An error: HTTP status, its failure, a stable kind name and a message. Free with
+ `wagi_error_free`.
  */
 typedef struct wagi_error wagi_error;
 
@@ -214,6 +265,12 @@ typedef struct wagi_host {
    concurrency slot to another request.
    */
   void (*release_slot)(uint64_t ctx);
+  /*
+   The request must be over `ms` milliseconds from now: the server makes `read_body`
+   and `send_head`/`write_body` fail rather than block past that (e.g. with
+   connection read and write deadlines), and lifts the limit when `wagi_handle` returns.
+   */
+  void (*set_deadline)(uint64_t ctx, uint64_t ms);
 } wagi_host;
 
 /*
@@ -275,7 +332,15 @@ enum wagi_result wagi_prepare(const struct wagi_engine *engine,
 uint16_t wagi_error_status(const struct wagi_error *err);
 
 /*
- The error's kind as a static NUL-terminated string, e.g. `"timeout"`.
+ What failed, for the server to compare (never compare `wagi_error_kind` strings).
+
+ # Safety
+ `err` is a live error from this library.
+ */
+enum wagi_failure wagi_error_failure(const struct wagi_error *err);
+
+/*
+ The error's kind as a static NUL-terminated string for logs, e.g. `"timeout"`.
 
  # Safety
  `err` is a live error from this library.

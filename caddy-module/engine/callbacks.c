@@ -15,4 +15,5 @@ const wagi_host wagi_go_host = {
     .log = (log_fn)wagiGoLog,
     .cancelled = wagiGoCancelled,
     .release_slot = wagiGoReleaseSlot,
+    .set_deadline = wagiGoSetDeadline,
 };

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"time"
 	"unsafe"
 )
 
@@ -116,4 +117,12 @@ func wagiGoCancelled(ctx C.uint64_t) (gone C.bool) {
 	}()
 	ex := lookup(uint64(ctx))
 	return C.bool(ex == nil || ex.Cancelled())
+}
+
+//export wagiGoSetDeadline
+func wagiGoSetDeadline(ctx C.uint64_t, ms C.uint64_t) {
+	withExchange(ctx, func(ex Exchange) bool {
+		ex.SetDeadline(time.Now().Add(time.Duration(ms) * time.Millisecond))
+		return true
+	})
 }

@@ -38,11 +38,25 @@ type Engine struct {
 	slots Slots
 }
 
+// Failure says what failed; the values are wagi.h's wagi_failure.
+type Failure int
+
+// Failures the handler tells apart.
+const (
+	FailureNotFound   Failure = C.WAGI_FAILURE_NOT_FOUND
+	FailureTimeout    Failure = C.WAGI_FAILURE_TIMEOUT
+	FailureClientGone Failure = C.WAGI_FAILURE_CLIENT_GONE
+	FailureBusy       Failure = C.WAGI_FAILURE_BUSY
+	FailureInternal   Failure = C.WAGI_FAILURE_INTERNAL
+)
+
 // Error is a failed request as the engine reports it.
 type Error struct {
 	// Status is the HTTP status to answer with while no head was sent.
 	Status int
-	// Kind is a stable name such as "timeout" or "trap".
+	// Failure is what failed, for comparisons.
+	Failure Failure
+	// Kind is a stable name such as "timeout" or "trap", for logs.
 	Kind string
 	// Message explains the failure for the log.
 	Message string
@@ -88,7 +102,7 @@ func (e *Engine) Handle(ctx context.Context, rec *Record, ex Exchange, maxWait t
 	}
 	defer e.slots.Release()
 	if len(rec.buf) == 0 {
-		return &Error{Status: 500, Kind: "internal", Message: "empty request record"}
+		return &Error{Status: 500, Failure: FailureInternal, Kind: "internal", Message: "empty request record"}
 	}
 	id := register(ex)
 	defer unregister(id)
@@ -105,7 +119,7 @@ func (e *Engine) Handle(ctx context.Context, rec *Record, ex Exchange, maxWait t
 // FieldKeepaliveMs) without running it, so its first request does not wait for a compile.
 func (e *Engine) Prepare(rec *Record) *Error {
 	if len(rec.buf) == 0 {
-		return &Error{Status: 500, Kind: "internal", Message: "empty request record"}
+		return &Error{Status: 500, Failure: FailureInternal, Kind: "internal", Message: "empty request record"}
 	}
 	var cerr *C.wagi_error
 	if C.wagi_prepare(e.ptr, (*C.uint8_t)(unsafe.Pointer(&rec.buf[0])), C.size_t(len(rec.buf)), &cerr) == C.WAGI_OK {
@@ -119,21 +133,22 @@ func (e *Engine) acquire(ctx context.Context, maxWait time.Duration) *Error {
 		return nil
 	}
 	if ctx.Err() != nil {
-		return &Error{Status: 499, Kind: "client_gone", Message: "client went away while waiting for a slot"}
+		return &Error{Status: 499, Failure: FailureClientGone, Kind: "client_gone", Message: "client went away while waiting for a slot"}
 	}
-	return &Error{Status: 503, Kind: "busy", Message: fmt.Sprintf("no guest slot free within %s", maxWait)}
+	return &Error{Status: 503, Failure: FailureBusy, Kind: "busy", Message: fmt.Sprintf("no guest slot free within %s", maxWait)}
 }
 
 // takeError converts and frees an engine error.
 func takeError(cerr *C.wagi_error) *Error {
 	if cerr == nil {
-		return &Error{Status: 500, Kind: "internal", Message: "engine failed without an error"}
+		return &Error{Status: 500, Failure: FailureInternal, Kind: "internal", Message: "engine failed without an error"}
 	}
 	defer C.wagi_error_free(cerr)
 	var n C.size_t
 	msg := C.wagi_error_message(cerr, &n)
 	return &Error{
 		Status:  int(C.wagi_error_status(cerr)),
+		Failure: Failure(C.wagi_error_failure(cerr)),
 		Kind:    C.GoString(C.wagi_error_kind(cerr)),
 		Message: C.GoStringN((*C.char)(unsafe.Pointer(msg)), C.int(n)),
 	}

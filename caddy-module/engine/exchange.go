@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // LogLevel is the severity of a line the engine logs about a request.
@@ -38,6 +39,9 @@ type Exchange interface {
 	// ReleaseSlot is called when the request runs on a long-lived instance and no longer
 	// needs the concurrency slot it waited for.
 	ReleaseSlot()
+	// SetDeadline is when the request must be over: Read, WriteHead and WriteBody must
+	// fail rather than block past it. The caller of Engine.Handle lifts it afterwards.
+	SetDeadline(t time.Time)
 }
 
 // exchanges maps the ctx value passed through C to the Exchange of a running request, so

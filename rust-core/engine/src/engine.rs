@@ -107,6 +107,7 @@ impl Engine {
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut GuestState| &mut s.wasi)
             .map_err(internal)?;
         crate::symlinks::restrict_symlinks(&mut linker).map_err(internal)?;
+        crate::deadline::bound_poll_oneoff(&mut linker).map_err(internal)?;
         let mut wcgi_linker = linker.clone();
         crate::wcgi::shadow_stdin(&mut wcgi_linker).map_err(internal)?;
         let modules = Arc::new(ModuleCache::default());

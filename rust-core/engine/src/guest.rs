@@ -3,6 +3,7 @@
 use wasmtime::Caller;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
+use crate::deadline::RequestWatch;
 use crate::limiter::GuestLimiter;
 use crate::wcgi::WcgiState;
 
@@ -11,6 +12,8 @@ pub struct GuestState {
     pub limiter: GuestLimiter,
     /// Set for long-lived (WCGI) instances only.
     pub wcgi: Option<WcgiState>,
+    /// The request a per-request (CGI) guest serves: its deadline and client.
+    pub watch: Option<RequestWatch>,
 }
 
 /// The guest's exported linear memory, for host functions that read or write it.

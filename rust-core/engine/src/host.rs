@@ -37,4 +37,7 @@ pub trait Host: Send + Sync {
     /// The request runs on a long-lived instance and needs no guest slot of its own: the
     /// host may let another request take it.
     fn release_slot(&self) {}
+    /// The request must be over `remaining` from now: the host bounds its blocking body
+    /// reads and response writes by that, so a slow client cannot hold the guest past it.
+    fn set_deadline(&self, _remaining: std::time::Duration) {}
 }

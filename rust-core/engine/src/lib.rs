@@ -7,6 +7,7 @@ mod cgi_env;
 mod cgi_output;
 pub mod cgi_response;
 mod compile;
+mod deadline;
 mod disk_cache;
 mod engine;
 mod failure;

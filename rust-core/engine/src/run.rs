@@ -2,13 +2,13 @@
 //! request body, stdout parsed into the response.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::I32Exit;
 
 use crate::cgi_env;
 use crate::cgi_output::CgiOutput;
+use crate::deadline::RequestWatch;
 use crate::engine::{describe, Engine};
 use crate::failure::{Failure, FailureKind};
 use crate::guest::GuestState;
@@ -45,20 +45,20 @@ impl Engine {
             GuestStdout::new(output.clone()),
             stderr.clone(),
         )?;
+        let watch = RequestWatch::start(spec.limits.timeout, host.clone());
         let state = GuestState {
             wasi,
             limiter: GuestLimiter::new(spec.limits.memory_bytes),
             wcgi: None,
+            watch: Some(watch.clone()),
         };
 
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let started = Instant::now();
-        let deadline = started + spec.limits.timeout;
-        let watcher = host.clone();
+        let watcher = watch.clone();
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline || watcher.cancelled() {
+            if watcher.over() {
                 return Err(Trap::Interrupt.into());
             }
             Ok(UpdateDeadline::Continue(1))
@@ -71,42 +71,53 @@ impl Engine {
             .and_then(|start| start.call(&mut store, ()));
         stderr.finish();
 
-        let timed_out = started.elapsed() >= spec.limits.timeout;
         let memory_denied = store.data().limiter.memory_denied;
         drop(store);
         let output = crate::locks::lock(&output);
-        if let Some(failure) = output.failure() {
-            return Err(failure.clone());
+        let ending = ending(result, &output, memory_denied, &watch);
+        // Whatever went wrong once the deadline had passed (a body read or response write
+        // the server cut short, the guest giving up on that) is the deadline's doing.
+        if ending.is_err() && watch.past_deadline() {
+            return Err(timeout());
         }
-        let exit = classify(result, timed_out, memory_denied, host.as_ref())?;
-        if let Some(code) = exit {
-            return Err(Failure::new(
-                if memory_denied {
-                    FailureKind::MemoryLimit
-                } else {
-                    FailureKind::Exit
-                },
-                format!("guest exited with code {code}"),
-            ));
-        }
-        if !output.head_sent() {
-            let message = if output.has_partial_head() {
-                "guest ended inside its CGI header block"
-            } else {
-                "guest wrote no CGI response"
-            };
-            return Err(Failure::new(FailureKind::MalformedResponse, message));
-        }
-        Ok(())
+        ending
     }
+}
+
+/// How a finished guest's request ended.
+fn ending(
+    result: wasmtime::Result<()>,
+    output: &CgiOutput,
+    memory_denied: bool,
+    watch: &RequestWatch,
+) -> Result<(), Failure> {
+    if let Some(failure) = output.failure() {
+        return Err(failure.clone());
+    }
+    if let Some(code) = classify(result, memory_denied, watch)? {
+        let kind = if memory_denied {
+            FailureKind::MemoryLimit
+        } else {
+            FailureKind::Exit
+        };
+        return Err(Failure::new(kind, format!("guest exited with code {code}")));
+    }
+    if !output.head_sent() {
+        let message = if output.has_partial_head() {
+            "guest ended inside its CGI header block"
+        } else {
+            "guest wrote no CGI response"
+        };
+        return Err(Failure::new(FailureKind::MalformedResponse, message));
+    }
+    Ok(())
 }
 
 /// Reads the guest's ending: `Ok(None)` for success, `Ok(Some(code))` for a non-zero exit.
 fn classify(
     result: wasmtime::Result<()>,
-    timed_out: bool,
     memory_denied: bool,
-    host: &dyn Host,
+    watch: &RequestWatch,
 ) -> Result<Option<i32>, Failure> {
     let err = match result {
         Ok(()) => return Ok(None),
@@ -116,13 +127,11 @@ fn classify(
         return Ok((exit.0 != 0).then_some(exit.0));
     }
     if let Some(Trap::Interrupt) = err.downcast_ref::<Trap>() {
-        if !timed_out && host.cancelled() {
-            return Err(Failure::new(FailureKind::ClientGone, "client went away"));
+        // Interrupted by its watch: the deadline, or else the client left.
+        if watch.past_deadline() {
+            return Err(timeout());
         }
-        return Err(Failure::new(
-            FailureKind::Timeout,
-            "guest ran past its time limit",
-        ));
+        return Err(Failure::new(FailureKind::ClientGone, "client went away"));
     }
     if memory_denied {
         return Err(Failure::new(
@@ -130,13 +139,17 @@ fn classify(
             format!("guest hit its memory limit: {}", first_line(&err)),
         ));
     }
-    if err.to_string().contains("pooling allocator") {
+    if err.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
         return Err(Failure::new(
             FailureKind::Busy,
             format!("no instance slot free: {}", first_line(&err)),
         ));
     }
     Err(Failure::new(FailureKind::Trap, format!("{err:#}")))
+}
+
+fn timeout() -> Failure {
+    Failure::new(FailureKind::Timeout, "guest ran past its time limit")
 }
 
 fn first_line(err: &wasmtime::Error) -> String {

@@ -17,7 +17,9 @@ pub fn build(
     stderr: impl StdoutStream + 'static,
 ) -> Result<WasiP1Ctx, Failure> {
     let mut wasi = WasiCtxBuilder::new();
-    wasi.allow_blocking_current_thread(true)
+    // No blocking on the current thread: wasmtime-wasi would then serve a plain sleep with
+    // `std::thread::sleep`, which no deadline can cut short (see `deadline.rs`).
+    wasi.allow_blocking_current_thread(false)
         .arg(spec.module_path.to_string_lossy())
         .envs(env)
         .stdin(stdin)

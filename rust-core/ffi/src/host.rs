@@ -35,6 +35,10 @@ pub struct wagi_host {
     /// The request was handed to a long-lived (WCGI) instance: the server may give its
     /// concurrency slot to another request.
     pub release_slot: Option<unsafe extern "C" fn(ctx: u64)>,
+    /// The request must be over `ms` milliseconds from now: the server makes `read_body`
+    /// and `send_head`/`write_body` fail rather than block past that (e.g. with
+    /// connection read and write deadlines), and lifts the limit when `wagi_handle` returns.
+    pub set_deadline: Option<unsafe extern "C" fn(ctx: u64, ms: u64)>,
 }
 
 /// A [`Host`] that forwards to the server's callbacks.
@@ -45,6 +49,7 @@ pub(crate) struct CallbackHost {
     log: unsafe extern "C" fn(u64, u8, *const u8, usize),
     cancelled: unsafe extern "C" fn(u64) -> bool,
     release_slot: unsafe extern "C" fn(u64),
+    set_deadline: unsafe extern "C" fn(u64, u64),
     ctx: u64,
 }
 
@@ -58,6 +63,7 @@ impl CallbackHost {
             log: cb.log?,
             cancelled: cb.cancelled?,
             release_slot: cb.release_slot?,
+            set_deadline: cb.set_deadline?,
             ctx,
         })
     }
@@ -119,5 +125,10 @@ impl Host for CallbackHost {
 
     fn release_slot(&self) {
         unsafe { (self.release_slot)(self.ctx) }
+    }
+
+    fn set_deadline(&self, remaining: std::time::Duration) {
+        let ms = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX);
+        unsafe { (self.set_deadline)(self.ctx, ms) }
     }
 }

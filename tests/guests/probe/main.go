@@ -162,6 +162,12 @@ func serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		fmt.Fprintln(w, "linked")
+	case "announce-sleep":
+		// Says on stderr that it has started, so a test knows the guest is running.
+		fmt.Fprintln(os.Stderr, "probe sleeping", q.Get("id"))
+		ms, _ := strconv.Atoi(q.Get("ms"))
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		fmt.Fprintln(w, "slept")
 	default:
 		fmt.Fprintf(w, "probe %s\n", r.URL.Path)
 	}

@@ -269,6 +269,8 @@ impl Engine {
                 wasi,
                 limiter: GuestLimiter::new(spec.limits.memory_bytes),
                 wcgi: None,
+                // Long-lived: each request's deadline is kept by `relay`.
+                watch: None,
             },
         );
         store.limiter(|s| &mut s.limiter);
@@ -327,6 +329,9 @@ impl Engine {
 
 /// Relays one request over a new stream of `instance`'s session.
 fn relay(instance: &Instance, spec: &RunSpec, host: &dyn Host) -> Result<(), Failure> {
+    // The server bounds its body reads and response writes by the same deadline, so a
+    // slow client cannot hold this thread inside them past it.
+    host.set_deadline(spec.limits.timeout);
     let head_only = spec.http.method.eq_ignore_ascii_case("HEAD");
     let exchange = async {
         let stream = instance
@@ -346,10 +351,12 @@ fn relay(instance: &Instance, spec: &RunSpec, host: &dyn Host) -> Result<(), Fai
             futures::future::Either::Right((relayed, _)) => relayed,
         }
     };
+    let deadline = Instant::now() + spec.limits.timeout;
     let cancelled = async {
         loop {
             tokio::time::sleep(CANCEL_CHECK).await;
-            if host.cancelled() {
+            // Past the deadline the request's context ends too: the timeout branch answers.
+            if host.cancelled() && Instant::now() < deadline {
                 return;
             }
         }
