@@ -1,12 +1,10 @@
 package tests
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -265,31 +263,13 @@ func basicAuth(user, password string) string {
 	return r.Header.Get("Authorization")
 }
 
-// rawGet sends a hand-written GET with extra header lines (each ending in CRLF) over a
-// fresh connection, so nothing merges or drops them, and returns the 200 response's body.
+// rawGet sends a hand-written GET with extra header lines (each ending in CRLF), so
+// nothing merges or drops them, and returns the 200 response's body.
 func rawGet(t *testing.T, host, path, extraHeaders string) string {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", host, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	raw := rawGET(t, host, path, extraHeaders)
+	if !strings.HasPrefix(raw, "HTTP/1.1 200 ") {
+		t.Fatalf("GET %s: %q", path, raw)
 	}
-	defer conn.Close()
-	// A first WCGI request compiles the module: allow for it.
-	if err := conn.SetDeadline(time.Now().Add(120 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n" + extraHeaders + "Connection: close\r\n\r\n"
-	if _, err := io.WriteString(conn, req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d %v %s", path, resp.StatusCode, err, body)
-	}
-	return string(body)
+	return rawBody(t, raw)
 }

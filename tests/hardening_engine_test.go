@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -96,30 +95,10 @@ func tryGet(url string) (response, error) {
 	return response{status: resp.StatusCode, header: resp.Header, body: b}, err
 }
 
-// rawResponse sends a hand-written GET over a fresh connection and returns every byte the
-// server sent until it closed the connection. A client library would hide what is tested
-// here: it skips interim (1xx) responses, and merges or drops repeated framing headers.
+// rawResponse sends a hand-written GET to base and returns every byte the server sent.
 func rawResponse(t *testing.T, base, target string) string {
 	t.Helper()
-	host := strings.TrimPrefix(base, "http://")
-	conn, err := net.DialTimeout("tcp", host, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	// A first request compiles the module: allow for it.
-	if err := conn.SetDeadline(time.Now().Add(120 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	req := "GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n"
-	if _, err := io.WriteString(conn, req); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := io.ReadAll(io.LimitReader(conn, 1<<20))
-	if err != nil {
-		t.Fatalf("GET %s: reading the raw response: %v (after %q)", target, err, raw)
-	}
-	return string(raw)
+	return rawGET(t, strings.TrimPrefix(base, "http://"), target, "")
 }
 
 // rawHead is the status line and header lines of a raw response, as sent.

@@ -140,8 +140,8 @@ func startHardening(t *testing.T) *hardening {
 	return hs
 }
 
-// rawResponse is one response read off a raw connection.
-type rawResponse struct {
+// rawReply is one response read off a raw connection.
+type rawReply struct {
 	status int
 	close  bool // the response said `Connection: close`
 	body   []byte
@@ -151,7 +151,7 @@ type rawResponse struct {
 // or until the connection ends or timeout passes. The payload is written from its own
 // goroutine, as a client streaming an upload would, so a server that answers early cannot
 // block the test. err says how reading ended (nil once max responses were read).
-func rawExchange(t *testing.T, addr string, payload []byte, max int, timeout time.Duration) ([]rawResponse, error) {
+func rawExchange(t *testing.T, addr string, payload []byte, max int, timeout time.Duration) ([]rawReply, error) {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -163,8 +163,8 @@ func rawExchange(t *testing.T, addr string, payload []byte, max int, timeout tim
 	return readResponses(bufio.NewReader(conn), max)
 }
 
-func readResponses(br *bufio.Reader, max int) ([]rawResponse, error) {
-	var out []rawResponse
+func readResponses(br *bufio.Reader, max int) ([]rawReply, error) {
+	var out []rawReply
 	for len(out) < max {
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
@@ -175,7 +175,7 @@ func readResponses(br *bufio.Reader, max int) ([]rawResponse, error) {
 		if err != nil {
 			return out, err
 		}
-		out = append(out, rawResponse{status: resp.StatusCode, close: resp.Close, body: body})
+		out = append(out, rawReply{status: resp.StatusCode, close: resp.Close, body: body})
 	}
 	return out, nil
 }
@@ -233,7 +233,7 @@ func (hs *hardening) unreadBodyNeverRunsAsARequest(t *testing.T) {
 	}
 }
 
-func statuses(resps []rawResponse) []int {
+func statuses(resps []rawReply) []int {
 	var s []int
 	for _, r := range resps {
 		s = append(s, r.status)
@@ -282,7 +282,7 @@ func (hs *hardening) unreadBodyKeepsTheConnectionUsable(t *testing.T) {
 	}
 }
 
-func bodyOf(resps []rawResponse) string {
+func bodyOf(resps []rawReply) string {
 	if len(resps) == 0 {
 		return ""
 	}

@@ -336,3 +336,29 @@ func (l *loadRun) stop() (served, failures int64, first string) {
 	}
 	return l.served.Load(), l.failures.Load(), first
 }
+
+// rawGET sends a hand-written GET with extra header lines (each ending in CRLF) over a
+// fresh connection and returns every byte the server sent until it closed it. A client
+// library would hide what such tests look at: it skips interim (1xx) responses, and
+// merges or drops repeated headers.
+func rawGET(t testing.TB, host, target, extraHeaders string) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", host, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A first request compiles the module: allow for it.
+	if err := conn.SetDeadline(time.Now().Add(120 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	req := "GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\n" + extraHeaders + "Connection: close\r\n\r\n"
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(io.LimitReader(conn, 1<<20))
+	if err != nil {
+		t.Fatalf("GET %s: reading the raw response: %v (after %q)", target, err, raw)
+	}
+	return string(raw)
+}
