@@ -218,6 +218,15 @@ typedef struct wagi_engine_config {
    */
   uint64_t memory_ceiling_bytes;
   /*
+   Most long-lived (WCGI) instances alive at once over all sites (default 64); one
+   more answers 503.
+   */
+  uint32_t wcgi_instance_slots;
+  /*
+   Most modules compiling at once (default: half the CPUs, at least 1).
+   */
+  uint32_t compile_concurrency;
+  /*
    Where the engine logs events outside requests (idle modules dropped, modules
    prepared by `wagi_prepare`), with `ctx` 0 and the levels of `wagi_host.log`. May be
    null. Called from the engine's own thread.

@@ -27,6 +27,10 @@ type Config struct {
 	Slots int
 	// MemoryCeiling is the largest linear memory any guest may have, in bytes (0: 4 GiB).
 	MemoryCeiling uint64
+	// WCGIInstances is how many long-lived instances may live at once (0: 64).
+	WCGIInstances int
+	// CompileConcurrency is how many modules may compile at once (0: half the CPUs).
+	CompileConcurrency int
 	// Log receives what the engine logs outside requests (idle modules dropped, modules
 	// prepared). It is called from the engine's own threads.
 	Log func(level LogLevel, msg string)
@@ -72,6 +76,8 @@ func New(cfg Config) (*Engine, error) {
 	c := C.wagi_engine_config{
 		instance_slots:       C.uint32_t(cfg.Slots),
 		memory_ceiling_bytes: C.uint64_t(cfg.MemoryCeiling),
+		wcgi_instance_slots:  C.uint32_t(cfg.WCGIInstances),
+		compile_concurrency:  C.uint32_t(cfg.CompileConcurrency),
 	}
 	if cfg.Log != nil {
 		engineLog.Store(&cfg.Log)

@@ -48,17 +48,26 @@ pub type EngineLog = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
 /// Settings fixed for the life of an engine.
 #[derive(Clone, Copy, Debug)]
 pub struct EngineConfig {
-    /// How many guest instances may exist at once (pool slots).
+    /// How many per-request (CGI) guests may run at once (pool slots).
     pub instance_slots: u32,
+    /// How many long-lived (WCGI) instances may live at once, over all sites; each holds
+    /// a pool slot of its own for its life.
+    pub wcgi_instance_slots: u32,
     /// The largest linear memory any guest may have, whatever its site allows.
     pub memory_ceiling: u64,
+    /// How many modules may compile at once; more loads wait, so compiles cannot take
+    /// every core from serving.
+    pub compile_concurrency: u32,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         EngineConfig {
             instance_slots: 128,
+            wcgi_instance_slots: 64,
             memory_ceiling: 4 << 30,
+            compile_concurrency: u32::try_from(cpus / 2).unwrap_or(1).max(1),
         }
     }
 }
@@ -71,6 +80,8 @@ pub struct Engine {
     pub(crate) modules: Arc<ModuleCache>,
     pub(crate) cache_dirs: Arc<CacheDirs>,
     pub(crate) wcgi: Arc<WcgiPools>,
+    /// Long-lived instances alive now, against `wcgi_instance_slots`.
+    pub(crate) wcgi_budget: Arc<crate::wcgi::InstanceBudget>,
     pub(crate) log: Option<EngineLog>,
     housekeeper: Housekeeper,
 }
@@ -83,7 +94,10 @@ impl Engine {
                 format!("cannot create engine: {e:#}"),
             )
         };
-        let slots = config.instance_slots.max(1);
+        let slots = config
+            .instance_slots
+            .max(1)
+            .saturating_add(config.wcgi_instance_slots);
         let mut pool = PoolingAllocationConfig::new();
         pool.total_core_instances(slots)
             .total_memories(slots)
@@ -110,7 +124,7 @@ impl Engine {
         crate::deadline::bound_poll_oneoff(&mut linker).map_err(internal)?;
         let mut wcgi_linker = linker.clone();
         crate::wcgi::shadow_stdin(&mut wcgi_linker).map_err(internal)?;
-        let modules = Arc::new(ModuleCache::default());
+        let modules = Arc::new(ModuleCache::new(config.compile_concurrency));
         let cache_dirs = Arc::new(CacheDirs::default());
         let wcgi = Arc::new(WcgiPools::default());
         let housekeeper = Housekeeper::start(
@@ -127,6 +141,7 @@ impl Engine {
             modules,
             cache_dirs,
             wcgi,
+            wcgi_budget: Arc::new(crate::wcgi::InstanceBudget::new(config.wcgi_instance_slots)),
             log,
             housekeeper,
         })

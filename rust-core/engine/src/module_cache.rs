@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use wasmtime::{InstancePre, Linker, Module};
@@ -87,12 +87,21 @@ struct Entry {
     keepalive: Duration,
 }
 
-#[derive(Default)]
 pub struct ModuleCache {
     entries: Mutex<HashMap<PathBuf, Entry>>,
+    /// Bounds how many loads compile at once.
+    compiles: Gate,
 }
 
 impl ModuleCache {
+    /// A cache that compiles at most `concurrency` modules at once.
+    pub fn new(concurrency: u32) -> Self {
+        ModuleCache {
+            entries: Mutex::default(),
+            compiles: Gate::new(concurrency.max(1) as usize),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, Entry>> {
         crate::locks::lock(&self.entries)
     }
@@ -121,6 +130,7 @@ impl ModuleCache {
             attempted = true;
             // If the file changed again since the stat, these bytes are newer than
             // `identity`; the next request's stat sees that and loads them again.
+            let _turn = self.compiles.enter();
             let loaded = read_all(path).and_then(|bytes| compile::load(&bytes, linker, opts.cache));
             loaded.map(|l| {
                 event = Some(LoadEvent::Loaded {
@@ -170,7 +180,8 @@ impl ModuleCache {
             entry.latest = fresh();
         }
         entry.last_used = Instant::now();
-        entry.keepalive = keepalive;
+        // Shared by every site that names the file: the longest keepalive asked for holds.
+        entry.keepalive = entry.keepalive.max(keepalive);
         entry.latest.clone()
     }
 
@@ -191,6 +202,42 @@ impl ModuleCache {
     /// How many modules are held.
     pub fn len(&self) -> usize {
         self.lock().len()
+    }
+}
+
+/// A counting gate: at most `limit` holders at once; others wait their turn.
+struct Gate {
+    inside: Mutex<usize>,
+    turn: Condvar,
+    limit: usize,
+}
+
+impl Gate {
+    fn new(limit: usize) -> Self {
+        Gate {
+            inside: Mutex::new(0),
+            turn: Condvar::new(),
+            limit,
+        }
+    }
+
+    fn enter(&self) -> GatePass<'_> {
+        let mut inside = crate::locks::lock(&self.inside);
+        while *inside >= self.limit {
+            inside = self.turn.wait(inside).unwrap_or_else(|e| e.into_inner());
+        }
+        *inside += 1;
+        GatePass(self)
+    }
+}
+
+/// Leaves the gate when dropped.
+struct GatePass<'a>(&'a Gate);
+
+impl Drop for GatePass<'_> {
+    fn drop(&mut self) {
+        *crate::locks::lock(&self.0.inside) -= 1;
+        self.0.turn.notify_one();
     }
 }
 

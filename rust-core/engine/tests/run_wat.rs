@@ -101,6 +101,7 @@ impl Fixture {
             EngineConfig {
                 instance_slots: 8,
                 memory_ceiling: 1 << 30,
+                ..EngineConfig::default()
             },
             None,
         )

@@ -28,6 +28,11 @@ pub struct wagi_engine_config {
     pub instance_slots: u32,
     /// Largest linear memory any guest may have, in bytes (default 4 GiB).
     pub memory_ceiling_bytes: u64,
+    /// Most long-lived (WCGI) instances alive at once over all sites (default 64); one
+    /// more answers 503.
+    pub wcgi_instance_slots: u32,
+    /// Most modules compiling at once (default: half the CPUs, at least 1).
+    pub compile_concurrency: u32,
     /// Where the engine logs events outside requests (idle modules dropped, modules
     /// prepared by `wagi_prepare`), with `ctx` 0 and the levels of `wagi_host.log`. May be
     /// null. Called from the engine's own thread.
@@ -89,6 +94,12 @@ pub unsafe extern "C" fn wagi_engine_new(
                 }
                 if c.memory_ceiling_bytes != 0 {
                     settings.memory_ceiling = c.memory_ceiling_bytes;
+                }
+                if c.wcgi_instance_slots != 0 {
+                    settings.wcgi_instance_slots = c.wcgi_instance_slots;
+                }
+                if c.compile_concurrency != 0 {
+                    settings.compile_concurrency = c.compile_concurrency;
                 }
             }
             let engine = Engine::new(settings, log.map(engine_log))?;

@@ -53,6 +53,36 @@ pub const MAX_STREAMS: usize = 256;
 /// replaced.
 const STALL_GRACE: Duration = Duration::from_secs(1);
 
+/// Counts long-lived instances against the engine's `wcgi_instance_slots`: each holds a
+/// pool slot for its whole life, so they are admitted here rather than found missing
+/// later by a CGI request.
+pub struct InstanceBudget {
+    live: AtomicUsize,
+    limit: usize,
+}
+
+impl InstanceBudget {
+    pub fn new(limit: u32) -> Self {
+        InstanceBudget {
+            live: AtomicUsize::new(0),
+            limit: limit as usize,
+        }
+    }
+
+    /// Takes a place for a new instance; false when all are taken.
+    fn take(&self) -> bool {
+        self.live
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.limit).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// One long-lived instance.
 struct Instance {
     session: Session,
@@ -244,6 +274,30 @@ impl Engine {
         module: &Arc<LoadedModule>,
         spec: &RunSpec,
     ) -> Result<Arc<Instance>, Failure> {
+        if !self.wcgi_budget.take() {
+            return Err(Failure::new(
+                FailureKind::Busy,
+                format!(
+                    "all {} WCGI instance slots of the process are taken",
+                    self.wcgi_budget.limit
+                ),
+            ));
+        }
+        // Given back when the instance's thread ends, or here if it never starts.
+        let budget = self.wcgi_budget.clone();
+        let started = self.spawn_instance(module, spec, budget.clone());
+        if started.is_err() {
+            budget.give_back();
+        }
+        started
+    }
+
+    fn spawn_instance(
+        &self,
+        module: &Arc<LoadedModule>,
+        spec: &RunSpec,
+        budget: Arc<InstanceBudget>,
+    ) -> Result<Arc<Instance>, Failure> {
         let internal = |what: &str, e: wasmtime::Error| {
             Failure::new(FailureKind::Internal, format!("{what}: {e:#}"))
         };
@@ -307,6 +361,7 @@ impl Engine {
                 let result = start.call(&mut store, ());
                 ended_inbox.close();
                 drop(store); // closes the guest's stdout: the session ends
+                budget.give_back();
                 if let (Some(log), Err(e)) = (log, result) {
                     let exit = e.downcast_ref::<wasmtime_wasi::I32Exit>().map(|c| c.0);
                     if exit != Some(0) {
