@@ -72,18 +72,3 @@ func cipherSuiteName(id uint16) string {
 	}
 	return ""
 }
-
-// describeSiteEnv adds the configured env evaluated without the request, for long-lived
-// WCGI instances, which serve every visitor: a placeholder such as
-// {http.request.uri.query} must not carry the first visitor's value into all later
-// requests. Only global placeholders ({env.*}, {system.*}, ...) are replaced; request
-// ones become empty. Without placeholders the engine uses the env as it is.
-func (h *Handler) describeSiteEnv(rec *engine.Record) {
-	if !h.envHasRepl {
-		return
-	}
-	global := caddy.NewReplacer()
-	for k, v := range h.Env {
-		rec.Add2(engine.FieldSiteEnv, k, global.ReplaceAll(v, ""))
-	}
-}

@@ -98,6 +98,7 @@ type Handler struct {
 	Mounts []Mount `json:"mounts,omitempty"`
 
 	engine     *engine.Engine
+	site       *engine.Site
 	logger     *zap.Logger
 	envHasRepl bool
 	serverSoft string
@@ -204,6 +205,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("wagi: creating engine: %w", err)
 	}
 	h.engine = e.(*engine.Engine)
+	if err := h.provisionSite(); err != nil {
+		return err
+	}
 	if h.Precompile && !strings.Contains(h.Root, "{") {
 		if root, err := filepath.Abs(h.Root); err == nil {
 			h.warmUp(root)
@@ -233,8 +237,12 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// Cleanup releases this handler's use of the shared engine.
+// Cleanup releases this handler's site (freed once its running requests are done) and its
+// use of the shared engine.
 func (h *Handler) Cleanup() error {
+	if h.site != nil {
+		h.site.Close()
+	}
 	if h.engine != nil {
 		_, err := engines.Delete(engineKey)
 		h.engine = nil

@@ -43,20 +43,14 @@ func (h *Handler) provisionMounts() error {
 	return nil
 }
 
-// describeMounts adds the guest's directories to a request record: the configured mounts,
-// and the site root read-only at its own path (so SCRIPT_FILENAME and DOCUMENT_ROOT are
-// real paths in the guest) unless a mount already places something there.
-func (h *Handler) describeMounts(rec *engine.Record, root string) {
-	rootMounted := false
+// describeRootMount adds the site root, read-only at its own path (so SCRIPT_FILENAME and
+// DOCUMENT_ROOT are real paths in the guest), unless a configured mount (in the site
+// record) already places something there. The root may differ per request.
+func (h *Handler) describeRootMount(rec *engine.Record, root string) {
 	for _, m := range h.Mounts {
-		field := engine.FieldMountRO
-		if m.Writable {
-			field = engine.FieldMountRW
+		if m.Guest == root {
+			return
 		}
-		rec.Add2(field, m.Host, m.Guest)
-		rootMounted = rootMounted || m.Guest == root
 	}
-	if !rootMounted {
-		rec.Add2(engine.FieldMountRO, root, root)
-	}
+	rec.Add2(engine.FieldMountRO, root, root)
 }

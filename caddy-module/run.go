@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,7 +39,7 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	h.describe(rec, r, repl, root, s)
 
 	ex := newExchange(w, r, h.logger, s.filename, h.MaxBody, spooled != nil, release)
-	failure := h.engine.Handle(r.Context(), rec, ex, time.Duration(h.MaxWait))
+	failure := h.site.Handle(r.Context(), rec, ex, time.Duration(h.MaxWait))
 	// Lift the deadline the engine set on the connection, so an error page can still be
 	// written and a kept-alive connection's next request is not cut short.
 	ex.liftDeadline()
@@ -76,7 +77,8 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	return caddyhttp.Error(failure.Status, errors.New(failure.Error()))
 }
 
-// describe writes the request's facts into the record the engine reads.
+// describe writes the request's own facts into the record the engine reads; the site's
+// settings are in its site (see site.go).
 func (h *Handler) describe(rec *engine.Record, r *http.Request, repl *caddy.Replacer, root string, s script) {
 	rec.Add(engine.FieldModulePath, s.filename)
 	rec.Add(engine.FieldMethod, r.Method)
@@ -97,41 +99,26 @@ func (h *Handler) describe(rec *engine.Record, r *http.Request, repl *caddy.Repl
 			rec.Add2(engine.FieldHeader, name, v)
 		}
 	}
-	rec.Add(engine.FieldServerSoftware, h.serverSoft)
 	rec.Add(engine.FieldDocumentRoot, root)
 	rec.Add(engine.FieldScriptName, s.name)
 	rec.Add(engine.FieldScriptFilename, s.filename)
 	rec.Add(engine.FieldPathInfo, s.pathInfo)
-	for k, v := range h.Env {
-		if h.envHasRepl {
-			v = repl.ReplaceAll(v, "")
+	if h.envHasRepl {
+		// Values without placeholders are the site's; these depend on the request.
+		for k, v := range h.Env {
+			if strings.Contains(v, "{") {
+				rec.Add2(engine.FieldEnv, k, repl.ReplaceAll(v, ""))
+			}
 		}
-		rec.Add2(engine.FieldEnv, k, v)
 	}
-	h.describeSiteEnv(rec)
-	h.describeMounts(rec, root)
-	rec.AddInt(engine.FieldTimeoutMs, time.Duration(h.Timeout).Milliseconds())
-	rec.AddInt(engine.FieldMemoryBytes, h.MemoryBytes)
-	h.describeCache(rec)
+	h.describeRootMount(rec, root)
 }
 
 // prepare loads a module without running it; failures show when it runs.
 func (h *Handler) prepare(module string) {
 	var rec engine.Record
 	rec.Add(engine.FieldModulePath, module)
-	h.describeCache(&rec)
-	_ = h.engine.Prepare(&rec)
-}
-
-// describeCache adds the module cache settings to a record.
-func (h *Handler) describeCache(rec *engine.Record) {
-	if h.CacheDir != cacheOff {
-		rec.Add(engine.FieldCacheDir, h.CacheDir)
-		rec.AddInt(engine.FieldCacheMaxAgeMs, time.Duration(h.CacheMaxAge).Milliseconds())
-	}
-	rec.AddInt(engine.FieldKeepaliveMs, time.Duration(h.Keepalive).Milliseconds())
-	rec.Add(engine.FieldMode, h.Mode)
-	rec.AddInt(engine.FieldInstances, int64(h.Instances))
+	_ = h.site.Prepare(&rec)
 }
 
 // acquire waits up to MaxWait for one of this handler's guest slots.

@@ -79,8 +79,7 @@ func (h *Handler) warmUp(root string) {
 			}
 			rec.Reset()
 			rec.Add(engine.FieldModulePath, p)
-			h.describeCache(&rec)
-			if failure := h.engine.Prepare(&rec); failure != nil {
+			if failure := h.site.Prepare(&rec); failure != nil {
 				h.logger.Warn("precompile failed", zap.String("module", p), zap.String("error", failure.Error()))
 			}
 			return nil

@@ -205,6 +205,13 @@ typedef struct wagi_engine wagi_engine;
 typedef struct wagi_error wagi_error;
 
 /*
+ A site: the configuration its requests share (env, mounts, limits, cache, mode) and its
+ long-lived WCGI instances. Thread-safe; free with `wagi_site_free` once no call on it is
+ running.
+ */
+typedef struct wagi_site wagi_site;
+
+/*
  Settings fixed for the life of an engine. Zero means "use the default".
  */
 typedef struct wagi_engine_config {
@@ -293,44 +300,13 @@ enum wagi_result wagi_engine_new(const struct wagi_engine_config *config,
                                  struct wagi_error **err_out);
 
 /*
- Frees an engine. No `wagi_handle` call may be running on it. Null is allowed.
+ Frees an engine. Sites made from it keep what they need of it alive until they are
+ freed too. Null is allowed.
 
  # Safety
  `engine` is null or from `wagi_engine_new`, not freed before.
  */
 void wagi_engine_free(struct wagi_engine *engine);
-
-/*
- Runs one request. Blocks until the guest is done; calls `host`'s callbacks with `ctx`
- meanwhile, on this thread.
-
- `request` is the request record (see `wagi_field`). On `WAGI_ERROR`/`WAGI_PANIC`,
- `*err_out` owns an error: if no head was sent yet, answer with `wagi_error_status`;
- otherwise abort the response.
-
- # Safety
- `engine` is live; `request` is valid for `request_len` bytes; `host` is valid; `err_out`
- is valid for writes.
- */
-enum wagi_result wagi_handle(const struct wagi_engine *engine,
-                             const uint8_t *request,
-                             size_t request_len,
-                             const struct wagi_host *host,
-                             uint64_t ctx,
-                             struct wagi_error **err_out);
-
-/*
- Loads the module named by the request record's `WAGI_FIELD_MODULE_PATH` into the cache
- (compiling it, or reading it from `WAGI_FIELD_CACHE_DIR`) without running it, and logs
- what it did through the engine's log. For warming up before the first request.
-
- # Safety
- As for `wagi_handle`.
- */
-enum wagi_result wagi_prepare(const struct wagi_engine *engine,
-                              const uint8_t *request,
-                              size_t request_len,
-                              struct wagi_error **err_out);
 
 /*
  The HTTP status for this error (404, 500, 502, 503, 504; 499 when the client left).
@@ -372,5 +348,63 @@ const uint8_t *wagi_error_message(const struct wagi_error *err, size_t *len);
  `err` is null or an error from this library not freed before.
  */
 void wagi_error_free(struct wagi_error *err);
+
+/*
+ Makes a site from its configuration record: the `wagi_field`s that hold for every
+ request (env without request placeholders, mounts, limits, cache, mode, instances).
+ Equal records give the same site, so a config reload that changes nothing keeps its
+ long-lived instances. On success `*site_out` owns a handle; free it with
+ `wagi_site_free`.
+
+ # Safety
+ `engine` is live; `config` is valid for `config_len` bytes; `site_out` and `err_out`
+ are valid for writes.
+ */
+enum wagi_result wagi_site_new(const struct wagi_engine *engine,
+                               const uint8_t *config,
+                               size_t config_len,
+                               struct wagi_site **site_out,
+                               struct wagi_error **err_out);
+
+/*
+ Frees a site handle. No call on it may be running. When no other handle has the same
+ configuration, its long-lived instances stop. Null is allowed.
+
+ # Safety
+ `site` is null or from `wagi_site_new`, not freed before.
+ */
+void wagi_site_free(struct wagi_site *site);
+
+/*
+ Runs one request of `site`. Blocks until the guest is done; calls `host`'s callbacks
+ with `ctx` meanwhile, on this thread.
+
+ `request` is the request record (see `wagi_field`): the request's own fields, added to
+ the site's. On `WAGI_ERROR`/`WAGI_PANIC`, `*err_out` owns an error: if no head was sent
+ yet, answer with `wagi_error_status`; otherwise abort the response.
+
+ # Safety
+ `site` is live; `request` is valid for `request_len` bytes; `host` is valid; `err_out`
+ is valid for writes.
+ */
+enum wagi_result wagi_handle(const struct wagi_site *site,
+                             const uint8_t *request,
+                             size_t request_len,
+                             const struct wagi_host *host,
+                             uint64_t ctx,
+                             struct wagi_error **err_out);
+
+/*
+ Loads the module named by the record's `WAGI_FIELD_MODULE_PATH` into the cache, with
+ the site's cache settings (compiling it, or reading it from the disk cache), without
+ running it, and logs what it did through the engine's log. For warming up.
+
+ # Safety
+ As for `wagi_handle`.
+ */
+enum wagi_result wagi_prepare(const struct wagi_site *site,
+                              const uint8_t *request,
+                              size_t request_len,
+                              struct wagi_error **err_out);
 
 #endif  /* WAGI_H */

@@ -2,7 +2,6 @@ package engine
 
 /*
 #include "wagi.h"
-extern const wagi_host wagi_go_host;
 extern void wagiGoLog(uint64_t ctx, uint8_t level, uint8_t *msg, size_t len);
 static void wagi_set_engine_log(wagi_engine_config *c) {
 	c->log = (void (*)(uint64_t, uint8_t, const uint8_t *, size_t))wagiGoLog;
@@ -98,40 +97,6 @@ func (e *Engine) Destruct() error {
 		e.ptr = nil
 	}
 	return nil
-}
-
-// Handle runs the request described by rec, talking to ex. It waits up to maxWait for a
-// free slot (as a goroutine, holding no OS thread), then blocks its thread in the guest.
-func (e *Engine) Handle(ctx context.Context, rec *Record, ex Exchange, maxWait time.Duration) *Error {
-	if err := e.acquire(ctx, maxWait); err != nil {
-		return err
-	}
-	defer e.slots.Release()
-	if len(rec.buf) == 0 {
-		return &Error{Status: 500, Failure: FailureInternal, Kind: "internal", Message: "empty request record"}
-	}
-	id := register(ex)
-	defer unregister(id)
-	var cerr *C.wagi_error
-	res := C.wagi_handle(e.ptr, (*C.uint8_t)(unsafe.Pointer(&rec.buf[0])), C.size_t(len(rec.buf)),
-		&C.wagi_go_host, C.uint64_t(id), &cerr)
-	if res == C.WAGI_OK {
-		return nil
-	}
-	return takeError(cerr)
-}
-
-// Prepare loads the module named in rec (FieldModulePath, with FieldCacheDir and
-// FieldKeepaliveMs) without running it, so its first request does not wait for a compile.
-func (e *Engine) Prepare(rec *Record) *Error {
-	if len(rec.buf) == 0 {
-		return &Error{Status: 500, Failure: FailureInternal, Kind: "internal", Message: "empty request record"}
-	}
-	var cerr *C.wagi_error
-	if C.wagi_prepare(e.ptr, (*C.uint8_t)(unsafe.Pointer(&rec.buf[0])), C.size_t(len(rec.buf)), &cerr) == C.WAGI_OK {
-		return nil
-	}
-	return takeError(cerr)
 }
 
 func (e *Engine) acquire(ctx context.Context, maxWait time.Duration) *Error {

@@ -15,8 +15,8 @@ use crate::failure::{Failure, FailureKind};
 use crate::guest::GuestState;
 use crate::host::LogLevel;
 use crate::module_cache::{CacheOptions, LoadEvent, LoadedModule, ModuleCache};
-use crate::request::CacheSettings;
-use crate::wcgi::WcgiPools;
+use crate::request::{CacheSettings, RunSpec};
+use crate::site::{Site, SiteRegistry};
 
 /// How often the epoch advances; a timeout fires within one tick of its deadline, and a
 /// vanished client is noticed within one tick.
@@ -79,7 +79,7 @@ pub struct Engine {
     pub(crate) wcgi_linker: Linker<GuestState>,
     pub(crate) modules: Arc<ModuleCache>,
     pub(crate) cache_dirs: Arc<CacheDirs>,
-    pub(crate) wcgi: Arc<WcgiPools>,
+    pub(crate) sites: Arc<SiteRegistry>,
     /// Long-lived instances alive now, against `wcgi_instance_slots`.
     pub(crate) wcgi_budget: Arc<crate::wcgi::InstanceBudget>,
     pub(crate) log: Option<EngineLog>,
@@ -126,12 +126,12 @@ impl Engine {
         crate::wcgi::shadow_stdin(&mut wcgi_linker).map_err(internal)?;
         let modules = Arc::new(ModuleCache::new(config.compile_concurrency));
         let cache_dirs = Arc::new(CacheDirs::default());
-        let wcgi = Arc::new(WcgiPools::default());
+        let sites = Arc::new(SiteRegistry::default());
         let housekeeper = Housekeeper::start(
             engine.clone(),
             modules.clone(),
             cache_dirs.clone(),
-            wcgi.clone(),
+            sites.clone(),
             log.clone(),
         );
         Ok(Engine {
@@ -140,7 +140,7 @@ impl Engine {
             wcgi_linker,
             modules,
             cache_dirs,
-            wcgi,
+            sites,
             wcgi_budget: Arc::new(crate::wcgi::InstanceBudget::new(config.wcgi_instance_slots)),
             log,
             housekeeper,
@@ -152,6 +152,12 @@ impl Engine {
     pub fn prepare(&self, path: &Path, cache: &CacheSettings) -> Result<Option<String>, Failure> {
         let (_, event) = self.module(path, cache)?;
         Ok(event.map(|e| describe(&e)))
+    }
+
+    /// The site configured by `config` (its canonical encoding; equal encodings are one
+    /// site), with `base` as the site-level part of its requests.
+    pub fn site(&self, config: &[u8], base: impl FnOnce() -> RunSpec) -> Arc<Site> {
+        self.sites.get_or_make(config, base)
     }
 
     /// How many modules are loaded.
@@ -203,7 +209,9 @@ pub(crate) fn describe(event: &LoadEvent) -> String {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.housekeeper.stop();
-        self.wcgi.stop_all();
+        for site in self.sites.live() {
+            site.wcgi.stop_all();
+        }
     }
 }
 
@@ -218,7 +226,7 @@ impl Housekeeper {
         engine: wasmtime::Engine,
         modules: Arc<ModuleCache>,
         cache_dirs: Arc<CacheDirs>,
-        wcgi: Arc<WcgiPools>,
+        sites: Arc<SiteRegistry>,
         log: Option<EngineLog>,
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
@@ -233,7 +241,11 @@ impl Housekeeper {
                     let now = Instant::now();
                     if now.duration_since(last_sweep) >= SWEEP_EVERY {
                         last_sweep = now;
-                        for event in wcgi.sweep(now) {
+                        let live = sites.live();
+                        let events: Vec<_> = live.iter().flat_map(|s| s.wcgi.sweep(now)).collect();
+                        // The last handle of a site may be gone: its instances stop here.
+                        drop(live);
+                        for event in events {
                             if let Some(log) = &log {
                                 let level = match event {
                                     crate::wcgi::SweepEvent::Idle(_) => LogLevel::Info,

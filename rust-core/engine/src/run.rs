@@ -16,14 +16,16 @@ use crate::host::{Host, LogLevel};
 use crate::limiter::GuestLimiter;
 use crate::module_cache::LoadEvent;
 use crate::request::RunSpec;
+use crate::site::Site;
 use crate::stdio::{GuestStderr, GuestStdin, GuestStdout};
 
 impl Engine {
-    /// Runs the request described by `spec`, streaming the response to `host`.
+    /// Runs the request described by `spec` (a copy of `site`'s base with the request's own
+    /// fields), streaming the response to `host`.
     ///
     /// On `Err`, the caller answers with the failure's status if no head was sent yet
     /// (`host.send_head` not called), and aborts the response otherwise.
-    pub fn handle(&self, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(), Failure> {
+    pub fn handle(&self, site: &Site, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(), Failure> {
         let (module, event) = self.module(&spec.module_path, &spec.cache)?;
         if let Some(event) = &event {
             let level = match event {
@@ -34,7 +36,7 @@ impl Engine {
         }
 
         if crate::wcgi::wants_wcgi(&module, spec) {
-            return self.handle_wcgi(&module, spec, &host);
+            return self.handle_wcgi(&site.wcgi, &module, spec, &host);
         }
         let output = Arc::new(Mutex::new(CgiOutput::new(host.clone())));
         let stderr = GuestStderr::new(host.clone());

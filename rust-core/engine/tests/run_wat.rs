@@ -127,7 +127,9 @@ impl Fixture {
             ..RunSpec::default()
         };
         tweak(&mut spec);
-        let result = self.engine.handle(&spec, host.clone());
+        // Every run is a site of its own: tests set the site-level fields per run.
+        let site = self.engine.site(b"run_wat", RunSpec::default);
+        let result = self.engine.handle(&site, &spec, host.clone());
         (result, host)
     }
 }

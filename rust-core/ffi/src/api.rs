@@ -1,19 +1,17 @@
-//! Engine lifecycle and request handling.
+//! Engine lifecycle.
 
 use std::sync::Arc;
 
-use wagi_core::{Engine, EngineConfig, Failure, FailureKind, LogLevel, RunSpec};
+use wagi_core::{Engine, EngineConfig, Failure, FailureKind, LogLevel};
 
 use crate::error::{wagi_error, wagi_result};
 use crate::guard::guard;
-use crate::host::{wagi_host, CallbackHost};
-use crate::request::decode;
 
 /// An engine: compiled-module cache, instance pool and time-limit ticker. Shared by all
 /// requests of a process; thread-safe.
 pub struct wagi_engine {
-    engine: Engine,
-    log: Option<EngineLogFn>,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) log: Option<EngineLogFn>,
 }
 
 /// Logs a line that belongs to no request; `ctx` is always 0.
@@ -47,26 +45,7 @@ fn engine_log(f: EngineLogFn) -> wagi_core::EngineLog {
     })
 }
 
-/// Checks the engine pointer and decodes the request record.
-///
-/// # Safety
-/// `engine` is null or live; `request` is null or valid for `request_len` bytes.
-unsafe fn engine_and_request<'a>(
-    engine: *const wagi_engine,
-    request: *const u8,
-    request_len: usize,
-) -> Result<(&'a wagi_engine, RunSpec), Failure> {
-    // SAFETY: as documented above.
-    let engine = unsafe { engine.as_ref() }.ok_or_else(|| internal("engine is null"))?;
-    if request.is_null() {
-        return Err(internal("request is null"));
-    }
-    // SAFETY: as documented above.
-    let record = unsafe { std::slice::from_raw_parts(request, request_len) };
-    Ok((engine, decode(record)?))
-}
-
-fn internal(message: &str) -> Failure {
+pub(crate) fn internal(message: &str) -> Failure {
     Failure::new(FailureKind::Internal, message)
 }
 
@@ -103,13 +82,15 @@ pub unsafe extern "C" fn wagi_engine_new(
                 }
             }
             let engine = Engine::new(settings, log.map(engine_log))?;
+            let engine = Arc::new(engine);
             *engine_out = Box::into_raw(Box::new(wagi_engine { engine, log }));
             Ok(())
         })
     }
 }
 
-/// Frees an engine. No `wagi_handle` call may be running on it. Null is allowed.
+/// Frees an engine. Sites made from it keep what they need of it alive until they are
+/// freed too. Null is allowed.
 ///
 /// # Safety
 /// `engine` is null or from `wagi_engine_new`, not freed before.
@@ -123,63 +104,5 @@ pub unsafe extern "C" fn wagi_engine_free(engine: *mut wagi_engine) {
             }
             Ok(())
         });
-    }
-}
-
-/// Runs one request. Blocks until the guest is done; calls `host`'s callbacks with `ctx`
-/// meanwhile, on this thread.
-///
-/// `request` is the request record (see `wagi_field`). On `WAGI_ERROR`/`WAGI_PANIC`,
-/// `*err_out` owns an error: if no head was sent yet, answer with `wagi_error_status`;
-/// otherwise abort the response.
-///
-/// # Safety
-/// `engine` is live; `request` is valid for `request_len` bytes; `host` is valid; `err_out`
-/// is valid for writes.
-#[no_mangle]
-pub unsafe extern "C" fn wagi_handle(
-    engine: *const wagi_engine,
-    request: *const u8,
-    request_len: usize,
-    host: *const wagi_host,
-    ctx: u64,
-    err_out: *mut *mut wagi_error,
-) -> wagi_result {
-    // SAFETY: the caller guarantees the pointers' validity.
-    unsafe {
-        guard(err_out, || {
-            let (engine, spec) = engine_and_request(engine, request, request_len)?;
-            let callbacks = host.as_ref().ok_or_else(|| internal("host is null"))?;
-            let host = CallbackHost::new(callbacks, ctx)
-                .ok_or_else(|| internal("a host callback is null"))?;
-            engine.engine.handle(&spec, Arc::new(host))
-        })
-    }
-}
-
-/// Loads the module named by the request record's `WAGI_FIELD_MODULE_PATH` into the cache
-/// (compiling it, or reading it from `WAGI_FIELD_CACHE_DIR`) without running it, and logs
-/// what it did through the engine's log. For warming up before the first request.
-///
-/// # Safety
-/// As for `wagi_handle`.
-#[no_mangle]
-pub unsafe extern "C" fn wagi_prepare(
-    engine: *const wagi_engine,
-    request: *const u8,
-    request_len: usize,
-    err_out: *mut *mut wagi_error,
-) -> wagi_result {
-    // SAFETY: the caller guarantees the pointers' validity.
-    unsafe {
-        guard(err_out, || {
-            let (engine, spec) = engine_and_request(engine, request, request_len)?;
-            let done = engine.engine.prepare(&spec.module_path, &spec.cache)?;
-            if let (Some(what), Some(log)) = (done, engine.log) {
-                let msg = format!("{what}: {}", spec.module_path.display());
-                log(0, LogLevel::Info as u8, msg.as_ptr(), msg.len());
-            }
-            Ok(())
-        })
     }
 }

@@ -151,10 +151,27 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes a request record into a [`RunSpec`].
-pub(crate) fn decode(record: &[u8]) -> Result<RunSpec, Failure> {
-    use wagi_field::*;
+/// Decodes a site's configuration record (`wagi_site_new`): the fields that do not change
+/// per request.
+pub(crate) fn decode_site(record: &[u8]) -> Result<RunSpec, Failure> {
     let mut spec = RunSpec::default();
+    apply(&mut spec, record)?;
+    Ok(spec)
+}
+
+/// Decodes a request record on top of its site's configuration.
+pub(crate) fn decode_request(site: &RunSpec, record: &[u8]) -> Result<RunSpec, Failure> {
+    let mut spec = site.clone();
+    apply(&mut spec, record)?;
+    if spec.module_path.as_os_str().is_empty() {
+        return Err(invalid("no module path"));
+    }
+    Ok(spec)
+}
+
+/// Sets or appends (headers, env, mounts) each field of `record` in `spec`.
+fn apply(spec: &mut RunSpec, record: &[u8]) -> Result<(), Failure> {
+    use wagi_field::*;
     let mut r = Reader { buf: record };
     while let Some((&tag, rest)) = r.buf.split_first() {
         r.buf = rest;
@@ -219,10 +236,7 @@ pub(crate) fn decode(record: &[u8]) -> Result<RunSpec, Failure> {
             }
         }
     }
-    if spec.module_path.as_os_str().is_empty() {
-        return Err(invalid("no module path"));
-    }
-    Ok(spec)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -254,7 +268,7 @@ mod tests {
         put(&mut rec, WAGI_FIELD_TRUSTED_PROXY, &["1"]);
         put(&mut rec, WAGI_FIELD_ENV, &["WHO", "visitor"]);
         put(&mut rec, WAGI_FIELD_SITE_ENV, &["WHO", ""]);
-        let spec = decode(&rec).unwrap();
+        let spec = decode_request(&RunSpec::default(), &rec).unwrap();
         assert_eq!(spec.module_path, PathBuf::from("/srv/index.wasm"));
         assert_eq!(spec.http.headers.len(), 2);
         assert_eq!(spec.http.content_length, Some(42));
@@ -278,6 +292,7 @@ mod tests {
 
     #[test]
     fn rejects_truncation_unknown_tags_and_missing_module() {
+        let decode = |rec: &[u8]| decode_request(&RunSpec::default(), rec);
         let mut rec = Vec::new();
         put(&mut rec, wagi_field::WAGI_FIELD_MODULE_PATH, &["/x.wasm"]);
         assert!(decode(&rec[..rec.len() - 1]).is_err());
@@ -286,5 +301,27 @@ mod tests {
         let mut bad_num = rec.clone();
         put(&mut bad_num, wagi_field::WAGI_FIELD_TIMEOUT_MS, &["soon"]);
         assert!(decode(&bad_num).is_err());
+    }
+
+    #[test]
+    fn a_request_adds_to_its_site() {
+        use wagi_field::*;
+        let mut site = Vec::new();
+        put(&mut site, WAGI_FIELD_ENV, &["APP", "site"]);
+        put(&mut site, WAGI_FIELD_MOUNT_RW, &["/tmp/data", "/data"]);
+        put(&mut site, WAGI_FIELD_TIMEOUT_MS, &["1500"]);
+        let site = decode_site(&site).unwrap();
+        let mut rec = Vec::new();
+        put(&mut rec, WAGI_FIELD_MODULE_PATH, &["/srv/index.wasm"]);
+        put(&mut rec, WAGI_FIELD_ENV, &["WHO", "visitor"]);
+        put(&mut rec, WAGI_FIELD_MOUNT_RO, &["/srv", "/srv"]);
+        let spec = decode_request(&site, &rec).unwrap();
+        assert_eq!(spec.env.len(), 2);
+        assert_eq!(spec.mounts.len(), 2);
+        assert_eq!(spec.limits.timeout, Duration::from_millis(1500));
+        assert!(
+            site.module_path.as_os_str().is_empty(),
+            "the site is untouched"
+        );
     }
 }

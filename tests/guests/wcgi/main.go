@@ -208,6 +208,15 @@ func routes() *http.ServeMux {
 		defer conn.Close()
 		io.WriteString(conn, raw)
 	})
+	// /write writes text to the file at path, reporting the error if the sandbox refuses.
+	mux.HandleFunc("/write", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if err := os.WriteFile(q.Get("path"), []byte(q.Get("text")), 0o644); err != nil {
+			http.Error(w, "error: "+err.Error(), http.StatusForbidden)
+			return
+		}
+		fmt.Fprintln(w, "written")
+	})
 	return mux
 }
 

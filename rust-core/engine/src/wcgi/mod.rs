@@ -122,10 +122,10 @@ struct Pool {
     keepalive: Duration,
 }
 
-/// All WCGI instances of an engine, by module path.
+/// All WCGI instances of a site, by module path and site root.
 #[derive(Default)]
 pub struct WcgiPools {
-    pools: Mutex<HashMap<PathBuf, Pool>>,
+    pools: Mutex<HashMap<(PathBuf, String), Pool>>,
     /// Instances of replaced module versions, stopped once their requests finish.
     draining: Mutex<Vec<Arc<Instance>>>,
 }
@@ -168,7 +168,7 @@ impl WcgiPools {
     /// Stops idle pools, wedged instances and finished draining instances.
     pub fn sweep(&self, now: Instant) -> Vec<SweepEvent> {
         let mut events = Vec::new();
-        lock(&self.pools).retain(|path, pool| {
+        lock(&self.pools).retain(|(path, _), pool| {
             let keep = now.saturating_duration_since(pool.last_used) < pool.keepalive;
             if !keep {
                 pool.instances.iter().for_each(|i| i.shut_down());
@@ -201,15 +201,16 @@ impl WcgiPools {
 }
 
 impl Engine {
-    /// Runs a request on a long-lived instance of `module`.
+    /// Runs a request on a long-lived instance of `module` among `pools` (its site's).
     pub(crate) fn handle_wcgi(
         &self,
+        pools: &WcgiPools,
         module: &Arc<LoadedModule>,
         spec: &RunSpec,
         host: &Arc<dyn Host>,
     ) -> Result<(), Failure> {
         host.release_slot();
-        let instance = self.pick_instance(module, spec, host.as_ref())?;
+        let instance = self.pick_instance(pools, module, spec, host.as_ref())?;
         if instance.inflight.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
             instance.inflight.fetch_sub(1, Ordering::SeqCst);
             return Err(Failure::new(
@@ -230,26 +231,28 @@ impl Engine {
 
     fn pick_instance(
         &self,
+        pools: &WcgiPools,
         module: &Arc<LoadedModule>,
         spec: &RunSpec,
         host: &dyn Host,
     ) -> Result<Arc<Instance>, Failure> {
-        let mut pools = lock(&self.wcgi.pools);
-        let pool = pools
-            .entry(spec.module_path.clone())
-            .or_insert_with(|| Pool {
-                module: module.clone(),
-                instances: Vec::new(),
-                next: 0,
-                last_used: Instant::now(),
-                keepalive: spec.cache.keepalive,
-            });
+        let draining = &pools.draining;
+        let mut pools = lock(&pools.pools);
+        // The root is mounted into the instance: one pool per module and root.
+        let key = (spec.module_path.clone(), spec.script.document_root.clone());
+        let pool = pools.entry(key).or_insert_with(|| Pool {
+            module: module.clone(),
+            instances: Vec::new(),
+            next: 0,
+            last_used: Instant::now(),
+            keepalive: spec.cache.keepalive,
+        });
         if !Arc::ptr_eq(&pool.module, module) {
             host.log(
                 LogLevel::Info,
                 "module changed; draining its WCGI instances",
             );
-            lock(&self.wcgi.draining).append(&mut pool.instances);
+            lock(draining).append(&mut pool.instances);
             pool.module = module.clone();
         }
         let before = pool.instances.len();

@@ -1,0 +1,101 @@
+package engine
+
+/*
+#include "wagi.h"
+extern const wagi_host wagi_go_host;
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Site is one configured site of the engine: what its requests share (env, mounts,
+// limits, cache, mode) and its long-lived WCGI instances. Sites made from equal records
+// are one site in the engine, so a config reload that changes nothing for a site keeps its
+// instances.
+type Site struct {
+	e *Engine
+	// mu is held for reading by every call into the site and for writing by Close, so the
+	// site is never freed under a running request.
+	mu  sync.RWMutex
+	ptr *C.wagi_site
+}
+
+// NewSite makes a site from its configuration record (the fields that hold for every
+// request). Records must be encoded canonically: equal configurations, equal bytes.
+func (e *Engine) NewSite(rec *Record) (*Site, error) {
+	if len(rec.buf) == 0 {
+		return nil, errors.New("empty site record")
+	}
+	var ptr *C.wagi_site
+	var cerr *C.wagi_error
+	if C.wagi_site_new(e.ptr, (*C.uint8_t)(unsafe.Pointer(&rec.buf[0])), C.size_t(len(rec.buf)), &ptr, &cerr) != C.WAGI_OK {
+		return nil, takeError(cerr)
+	}
+	return &Site{e: e, ptr: ptr}, nil
+}
+
+// Close frees the site once the requests running on it are done, without waiting for
+// them. Later calls on it fail.
+func (s *Site) Close() {
+	go func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.ptr != nil {
+			C.wagi_site_free(s.ptr)
+			s.ptr = nil
+		}
+	}()
+}
+
+var errSiteClosed = &Error{Status: 503, Failure: FailureInternal, Kind: "internal", Message: "the site was closed by a config reload"}
+
+// Handle runs the request described by rec (its own fields; the site adds its own),
+// talking to ex. It waits up to maxWait for a free engine slot (as a goroutine, holding no
+// OS thread), then blocks its thread in the guest.
+func (s *Site) Handle(ctx context.Context, rec *Record, ex Exchange, maxWait time.Duration) *Error {
+	if err := s.e.acquire(ctx, maxWait); err != nil {
+		return err
+	}
+	defer s.e.slots.Release()
+	if len(rec.buf) == 0 {
+		return &Error{Status: 500, Failure: FailureInternal, Kind: "internal", Message: "empty request record"}
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.ptr == nil {
+		return errSiteClosed
+	}
+	id := register(ex)
+	defer unregister(id)
+	var cerr *C.wagi_error
+	res := C.wagi_handle(s.ptr, (*C.uint8_t)(unsafe.Pointer(&rec.buf[0])), C.size_t(len(rec.buf)),
+		&C.wagi_go_host, C.uint64_t(id), &cerr)
+	if res == C.WAGI_OK {
+		return nil
+	}
+	return takeError(cerr)
+}
+
+// Prepare loads the module named in rec (FieldModulePath) with the site's cache settings,
+// without running it, so its first request does not wait for a compile.
+func (s *Site) Prepare(rec *Record) *Error {
+	if len(rec.buf) == 0 {
+		return &Error{Status: 500, Failure: FailureInternal, Kind: "internal", Message: "empty request record"}
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.ptr == nil {
+		return errSiteClosed
+	}
+	var cerr *C.wagi_error
+	if C.wagi_prepare(s.ptr, (*C.uint8_t)(unsafe.Pointer(&rec.buf[0])), C.size_t(len(rec.buf)), &cerr) == C.WAGI_OK {
+		return nil
+	}
+	return takeError(cerr)
+}

@@ -1,0 +1,68 @@
+package wagi
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-wagi/caddy-wagi/caddy-module/engine"
+)
+
+// provisionSite makes this handler's site in the engine from everything that holds for
+// every request: the engine keeps it, and each request then carries only its own facts.
+// Handlers with equal settings share one site, so a config reload that changes nothing
+// keeps its long-lived WCGI instances, and one that changes them starts new ones.
+func (h *Handler) provisionSite() error {
+	var rec engine.Record
+	h.describeSite(&rec)
+	site, err := h.engine.NewSite(&rec)
+	if err != nil {
+		return fmt.Errorf("wagi: creating the site: %w", err)
+	}
+	h.site = site
+	return nil
+}
+
+// describeSite encodes the site's settings canonically (sorted env), so that equal
+// settings make equal records.
+func (h *Handler) describeSite(rec *engine.Record) {
+	rec.Add(engine.FieldServerSoftware, h.serverSoft)
+	keys := make([]string, 0, len(h.Env))
+	for k := range h.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if v := h.Env[k]; !strings.Contains(v, "{") {
+			rec.Add2(engine.FieldEnv, k, v)
+		}
+	}
+	if h.envHasRepl {
+		// Long-lived WCGI instances serve every visitor: they get the env evaluated without
+		// any request, so no placeholder carries one visitor's values to the others. Only
+		// global placeholders ({env.*}, {system.*}) are replaced, once, here.
+		global := caddy.NewReplacer()
+		for _, k := range keys {
+			rec.Add2(engine.FieldSiteEnv, k, global.ReplaceAll(h.Env[k], ""))
+		}
+	}
+	for _, m := range h.Mounts {
+		field := engine.FieldMountRO
+		if m.Writable {
+			field = engine.FieldMountRW
+		}
+		rec.Add2(field, m.Host, m.Guest)
+	}
+	rec.AddInt(engine.FieldTimeoutMs, time.Duration(h.Timeout).Milliseconds())
+	rec.AddInt(engine.FieldMemoryBytes, h.MemoryBytes)
+	if h.CacheDir != cacheOff {
+		rec.Add(engine.FieldCacheDir, h.CacheDir)
+		rec.AddInt(engine.FieldCacheMaxAgeMs, time.Duration(h.CacheMaxAge).Milliseconds())
+	}
+	rec.AddInt(engine.FieldKeepaliveMs, time.Duration(h.Keepalive).Milliseconds())
+	rec.Add(engine.FieldMode, h.Mode)
+	rec.AddInt(engine.FieldInstances, int64(h.Instances))
+}
