@@ -69,11 +69,7 @@ func TestCGIVariables(t *testing.T) {
 		"APP_MODE":          "test",
 		"CLIENT_HOST":       "127.0.0.1",
 	}
-	for k, v := range want {
-		if env[k] != v {
-			t.Errorf("%s = %q, want %q", k, env[k], v)
-		}
-	}
+	expectEnv(t, env, want)
 	for _, k := range []string{"SERVER_PORT", "REMOTE_PORT", "SERVER_SOFTWARE"} {
 		if env[k] == "" {
 			t.Errorf("%s is empty", k)
@@ -87,11 +83,7 @@ func TestTLSVariables(t *testing.T) {
 	port := site("tls")[strings.LastIndex(site("tls"), ":")+1:]
 	want := map[string]string{"HTTPS": "on", "SSL_PROTOCOL": "TLSv1.3", "REQUEST_SCHEME": "https",
 		"SERVER_PORT": port, "SERVER_PROTOCOL": "HTTP/2.0"}
-	for k, v := range want {
-		if env[k] != v {
-			t.Errorf("%s = %q, want %q", k, env[k], v)
-		}
-	}
+	expectEnv(t, env, want)
 	body := bytes.Repeat([]byte("z"), 300_000)
 	r := do(t, http.MethodPost, site("tls")+"/?do=echo", bytes.NewReader(body), nil)
 	if r.status != 200 || !bytes.Equal(r.body, body) {

@@ -133,11 +133,7 @@ func TestGuestEnvironment(t *testing.T) {
 			"SCRIPT_NAME":  "/index.wasm",
 			"DOCUMENT_URI": "/index.wasm",
 		}
-		for k, v := range want {
-			if env[k] != v {
-				t.Errorf("%s = %q, want %q", k, env[k], v)
-			}
-		}
+		expectEnv(t, env, want)
 	})
 
 	t.Run("REMOTE_USER and AUTH_TYPE from basic_auth", func(t *testing.T) {
@@ -159,11 +155,7 @@ func TestGuestEnvironment(t *testing.T) {
 	t.Run("SERVER_ADDR DOCUMENT_URI REMOTE_IDENT", func(t *testing.T) {
 		env := guestEnv(t, c.sites["cgi"]+"/api.wasm/users/7?do=env", nil)
 		want := map[string]string{"SERVER_ADDR": "127.0.0.1", "DOCUMENT_URI": "/api.wasm", "PATH_INFO": "/users/7"}
-		for k, v := range want {
-			if env[k] != v {
-				t.Errorf("%s = %q, want %q", k, env[k], v)
-			}
-		}
+		expectEnv(t, env, want)
 		// Set and empty, as Caddy sets them, so a guest never reads them from elsewhere.
 		for _, k := range []string{"REMOTE_IDENT", "REMOTE_USER", "AUTH_TYPE"} {
 			if v, ok := env[k]; !ok || v != "" {

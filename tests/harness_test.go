@@ -362,3 +362,13 @@ func rawGET(t testing.TB, host, target, extraHeaders string) string {
 	}
 	return string(raw)
 }
+
+// expectEnv checks that env (a guest's environment) has each variable of want.
+func expectEnv(t testing.TB, env, want map[string]string) {
+	t.Helper()
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("%s = %q, want %q", k, env[k], v)
+		}
+	}
+}

@@ -63,28 +63,24 @@ func (s *Site) Handle(ctx context.Context, rec *Record, ex Exchange, maxWait tim
 		return err
 	}
 	defer s.e.slots.Release()
-	if len(rec.buf) == 0 {
-		return &Error{Status: 500, Failure: FailureInternal, Kind: "internal", Message: "empty request record"}
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.ptr == nil {
-		return errSiteClosed
-	}
 	id := register(ex)
 	defer unregister(id)
-	var cerr *C.wagi_error
-	res := C.wagi_handle(s.ptr, (*C.uint8_t)(unsafe.Pointer(&rec.buf[0])), C.size_t(len(rec.buf)),
-		&C.wagi_go_host, C.uint64_t(id), &cerr)
-	if res == C.WAGI_OK {
-		return nil
-	}
-	return takeError(cerr)
+	return s.call(rec, func(ptr *C.wagi_site, buf *C.uint8_t, n C.size_t, cerr **C.wagi_error) bool {
+		return C.wagi_handle(ptr, buf, n, &C.wagi_go_host, C.uint64_t(id), cerr) == C.WAGI_OK
+	})
 }
 
 // Prepare loads the module named in rec (FieldModulePath) with the site's cache settings,
 // without running it, so its first request does not wait for a compile.
 func (s *Site) Prepare(rec *Record) *Error {
+	return s.call(rec, func(ptr *C.wagi_site, buf *C.uint8_t, n C.size_t, cerr **C.wagi_error) bool {
+		return C.wagi_prepare(ptr, buf, n, cerr) == C.WAGI_OK
+	})
+}
+
+// call runs one engine call (true: it succeeded) on the open site with rec, holding the
+// site open meanwhile.
+func (s *Site) call(rec *Record, f func(*C.wagi_site, *C.uint8_t, C.size_t, **C.wagi_error) bool) *Error {
 	if len(rec.buf) == 0 {
 		return &Error{Status: 500, Failure: FailureInternal, Kind: "internal", Message: "empty request record"}
 	}
@@ -94,7 +90,7 @@ func (s *Site) Prepare(rec *Record) *Error {
 		return errSiteClosed
 	}
 	var cerr *C.wagi_error
-	if C.wagi_prepare(s.ptr, (*C.uint8_t)(unsafe.Pointer(&rec.buf[0])), C.size_t(len(rec.buf)), &cerr) == C.WAGI_OK {
+	if f(s.ptr, (*C.uint8_t)(unsafe.Pointer(&rec.buf[0])), C.size_t(len(rec.buf)), &cerr) {
 		return nil
 	}
 	return takeError(cerr)
