@@ -13,6 +13,7 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -40,6 +41,10 @@ type Config struct {
 type Engine struct {
 	ptr   *C.wagi_engine
 	slots Slots
+	// calls is held shared by every call into the engine and exclusively by Destruct, so
+	// the engine is never freed under a running request or precompile; calls after it
+	// fail instead of using freed memory.
+	calls sync.RWMutex
 }
 
 // Failure says what failed; the values are wagi.h's wagi_failure.
@@ -91,8 +96,11 @@ func New(cfg Config) (*Engine, error) {
 	return &Engine{ptr: ptr, slots: NewSlots(cfg.Slots)}, nil
 }
 
-// Destruct frees the engine; it implements caddy.Destructor. No request may be running.
+// Destruct frees the engine once the calls into it have returned; it implements
+// caddy.Destructor.
 func (e *Engine) Destruct() error {
+	e.calls.Lock()
+	defer e.calls.Unlock()
 	if e.ptr != nil {
 		C.wagi_engine_free(e.ptr)
 		e.ptr = nil
@@ -100,15 +108,25 @@ func (e *Engine) Destruct() error {
 	return nil
 }
 
-// Handle runs the request described by rec, talking to ex. It waits up to maxWait for a
+// errFreed answers a call that came after Destruct.
+func errFreed() *Error {
+	return &Error{Status: 503, Failure: FailureInternal, Kind: "internal", Message: "the engine was freed (config unloaded)"}
+}
+
+// Handle runs the request described by rec, talking to ex. It waits until deadline for a
 // free slot (as a goroutine, holding no OS thread), then blocks its thread in the guest.
-func (e *Engine) Handle(ctx context.Context, rec *Record, ex Exchange, maxWait time.Duration) *Error {
-	if err := e.acquire(ctx, maxWait); err != nil {
+func (e *Engine) Handle(ctx context.Context, rec *Record, ex Exchange, deadline time.Time) *Error {
+	if err := e.acquire(ctx, deadline); err != nil {
 		return err
 	}
 	defer e.slots.Release()
 	if len(rec.buf) == 0 {
 		return &Error{Status: 500, Failure: FailureInternal, Kind: "internal", Message: "empty request record"}
+	}
+	e.calls.RLock()
+	defer e.calls.RUnlock()
+	if e.ptr == nil {
+		return errFreed()
 	}
 	id := register(ex)
 	defer unregister(id)
@@ -127,6 +145,11 @@ func (e *Engine) Prepare(rec *Record) *Error {
 	if len(rec.buf) == 0 {
 		return &Error{Status: 500, Failure: FailureInternal, Kind: "internal", Message: "empty request record"}
 	}
+	e.calls.RLock()
+	defer e.calls.RUnlock()
+	if e.ptr == nil {
+		return errFreed()
+	}
 	var cerr *C.wagi_error
 	if C.wagi_prepare(e.ptr, (*C.uint8_t)(unsafe.Pointer(&rec.buf[0])), C.size_t(len(rec.buf)), &cerr) == C.WAGI_OK {
 		return nil
@@ -134,14 +157,17 @@ func (e *Engine) Prepare(rec *Record) *Error {
 	return takeError(cerr)
 }
 
-func (e *Engine) acquire(ctx context.Context, maxWait time.Duration) *Error {
-	if e.slots.Acquire(ctx, maxWait) {
+// acquire takes one of the process's guest slots, waiting until deadline: what is left of
+// the request's max_wait after it waited for its handler's slot.
+func (e *Engine) acquire(ctx context.Context, deadline time.Time) *Error {
+	if e.slots.Acquire(ctx, time.Until(deadline)) {
 		return nil
 	}
 	if ctx.Err() != nil {
 		return &Error{Status: 499, Failure: FailureClientGone, Kind: "client_gone", Message: "client went away while waiting for a slot"}
 	}
-	return &Error{Status: 503, Failure: FailureBusy, Kind: "busy", Message: fmt.Sprintf("no guest slot free within %s", maxWait)}
+	return &Error{Status: 503, Failure: FailureBusy, Kind: "busy",
+		Message: fmt.Sprintf("all %d guest slots of the process stayed busy for the request's max_wait", cap(e.slots))}
 }
 
 // takeError converts and frees an engine error.
