@@ -59,7 +59,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision sets defaults and acquires the engine for these settings.
-func (a *App) Provision(ctx caddy.Context) error {
+func (a *App) Provision(_ caddy.Context) error {
 	if a.InstanceSlots == 0 {
 		a.InstanceSlots = defaultInstanceSlots
 	}
@@ -81,8 +81,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.key = fmt.Sprintf("engine slots=%d wcgi=%d memory=%d compile=%d",
 		cfg.Slots, cfg.WCGIInstances, cfg.MemoryCeiling, cfg.CompileConcurrency)
-	logger := ctx.Logger()
-	cfg.Log = func(level engine.LogLevel, msg string) { logAt(logger, level, msg) }
+	// The engine may outlive this config and its logger: log through the default logger
+	// of the moment.
+	cfg.Log = func(level engine.LogLevel, msg string) { logAt(caddy.Log().Named("wagi"), level, msg) }
 	e, _, err := engines.LoadOrNew(a.key, func() (caddy.Destructor, error) { return engine.New(cfg) })
 	if err != nil {
 		a.key = ""

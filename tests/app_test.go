@@ -238,8 +238,10 @@ func TestInstanceSlotsOneWaitPerRequest(t *testing.T) {
 	if !c.proc.logs.WaitFor(30*time.Second, "probe sleeping holder") {
 		t.Fatal("the slow request did not start")
 	}
-	// "other" has handler slots to spare and waits only for the engine's; the two on
-	// "narrow" share its one handler slot, so the second waits for that first.
+	// "other" has handler slots to spare and waits only for the process's slot. On
+	// "narrow", the first request takes the one handler slot and waits for the process's;
+	// the second, sent a little later, waits for the handler slot, gets it when the first
+	// gives up, and then may wait only for what is left of its own max_wait.
 	type result struct {
 		name    string
 		status  int
@@ -247,23 +249,28 @@ func TestInstanceSlotsOneWaitPerRequest(t *testing.T) {
 	}
 	results := make(chan result, 3)
 	var wg sync.WaitGroup
-	started := time.Now()
-	for _, name := range []string{"other", "narrow", "narrow"} {
+	send := func(name string, after time.Duration) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			time.Sleep(after) // staggers the send; nothing waits on it for a signal
+			started := time.Now()
 			r := get(t, c.url(name)+"/?do=x")
 			results <- result{name, r.status, time.Since(started)}
 		}()
 	}
+	send("other", 0)
+	send("narrow", 0)
+	send("narrow", 500*time.Millisecond)
 	wg.Wait()
 	close(results)
 	for r := range results {
 		if r.status != http.StatusServiceUnavailable {
 			t.Errorf("%s: %d, want 503 while the only slot is held", r.name, r.status)
 		}
-		// One wait is max_wait; waiting twice would be twice that.
-		if r.elapsed < maxWait*3/4 || r.elapsed > maxWait*8/5 {
+		// One wait is max_wait; waiting again at the process's slots made the second
+		// request on "narrow" take 2 x max_wait - 500ms.
+		if r.elapsed < maxWait*3/4 || r.elapsed > maxWait*7/5 {
 			t.Errorf("%s: 503 after %s, want about max_wait (%s)", r.name, r.elapsed, maxWait)
 		}
 	}
