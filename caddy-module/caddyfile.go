@@ -1,10 +1,12 @@
 package wagi
 
 import (
+	"math"
 	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/dustin/go-humanize"
@@ -13,6 +15,59 @@ import (
 func init() {
 	httpcaddyfile.RegisterDirective("wagi", parseDirective)
 	httpcaddyfile.RegisterDirectiveOrder("wagi", httpcaddyfile.Before, "file_server")
+	httpcaddyfile.RegisterGlobalOption("wagi", parseGlobalOption)
+}
+
+// globalOptions lists what may appear in the global `wagi { }` block.
+var globalOptions = []string{"instance_slots", "wcgi_instances", "memory_ceiling", "compile_concurrency"}
+
+// parseGlobalOption sets up the `wagi` app from the global options block:
+//
+//	{
+//	    wagi {
+//	        instance_slots      <n>
+//	        wcgi_instances      <n>
+//	        memory_ceiling      <size>
+//	        compile_concurrency <n>
+//	    }
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+	var a App
+	d.Next() // option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		var s string
+		if !d.AllArgs(&s) {
+			return nil, d.ArgErr()
+		}
+		switch opt {
+		case "instance_slots", "wcgi_instances", "compile_concurrency":
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				return nil, d.Errf("bad %s %q: want a whole number of at least 1", opt, s)
+			}
+			switch opt {
+			case "instance_slots":
+				a.InstanceSlots = n
+			case "wcgi_instances":
+				a.WCGIInstances = n
+			default:
+				a.CompileConcurrency = n
+			}
+		case "memory_ceiling":
+			n, err := humanize.ParseBytes(s)
+			if err != nil || n == 0 || n > math.MaxInt64 {
+				return nil, d.Errf("bad memory_ceiling size %q (examples: 1GiB, 4GiB)", s)
+			}
+			a.MemoryCeiling = int64(n)
+		default:
+			return nil, d.Errf("unknown global wagi option %q; allowed: %s", opt, strings.Join(globalOptions, ", "))
+		}
+	}
+	return httpcaddyfile.App{Name: "wagi", Value: caddyconfig.JSON(a, nil)}, nil
 }
 
 // subdirectives lists what may appear inside a `wagi { }` block.

@@ -57,7 +57,9 @@ type Handler struct {
 	// MemoryBytes caps the guest's linear memory, in bytes. Default: 128 MiB.
 	MemoryBytes int64 `json:"memory_bytes,omitempty"`
 
-	// MaxWait is how long a request waits for a free guest slot before a 503. Default: 5s.
+	// MaxWait is how long a request waits in all for a free guest slot, first one of this
+	// handler's (MaxInstances), then one of the process's (the app's instance_slots),
+	// before a 503. Time spent waiting for its module to load does not count. Default: 5s.
 	MaxWait caddy.Duration `json:"max_wait,omitempty"`
 
 	// MaxBody is the largest request body accepted, in bytes; larger ones answer 413,
@@ -105,6 +107,7 @@ type Handler struct {
 	slots      engine.Slots
 	warmed     *warmedRoots
 	loads      *singleLoad
+	background *background
 }
 
 // Defaults, documented on the fields above.
@@ -118,16 +121,8 @@ const (
 	defaultKeep    = 10 * time.Minute
 	defaultMaxAge  = 30 * 24 * time.Hour
 	cacheOff       = "off"
-	// engineSlots bounds all guests of the process (the engine's instance pool); each
-	// handler's MaxInstances bounds its own.
-	engineSlots = 256
-	indexOff    = "off"
-	engineKey   = "engine"
+	indexOff       = "off"
 )
-
-// engines holds the process's one engine; reloads share it, so compiled modules survive a
-// config reload, and it is freed when the last handler using it is cleaned up.
-var engines = caddy.NewUsagePool()
 
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
@@ -137,7 +132,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets defaults and acquires the shared engine.
+// Provision sets defaults and takes the engine from the `wagi` app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.Root == "" {
@@ -195,16 +190,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.slots = engine.NewSlots(h.MaxInstances)
 	h.warmed = newWarmedRoots(maxWarmRoots)
 	h.loads = &singleLoad{running: map[string]chan struct{}{}}
-	logger := caddy.Log().Named("http.handlers.wagi")
-	e, _, err := engines.LoadOrNew(engineKey, func() (caddy.Destructor, error) {
-		return engine.New(engine.Config{Slots: engineSlots, Log: func(level engine.LogLevel, msg string) {
-			logAt(logger, level, msg)
-		}})
-	})
-	if err != nil {
-		return fmt.Errorf("wagi: creating engine: %w", err)
+	h.background = newBackground(ctx)
+	if err := h.useApp(ctx); err != nil {
+		return err
 	}
-	h.engine = e.(*engine.Engine)
 	if err := h.provisionSite(); err != nil {
 		return err
 	}
@@ -237,16 +226,30 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// Cleanup releases this handler's site (freed once its running requests are done) and its
-// use of the shared engine.
+// useApp takes the engine from the `wagi` app (Caddy loads it with its defaults when the
+// config has none) and checks this handler's limits against the app's.
+func (h *Handler) useApp(ctx caddy.Context) error {
+	app, err := ctx.App("wagi")
+	if err != nil {
+		return fmt.Errorf("wagi: %w", err)
+	}
+	a := app.(*App)
+	if err := a.checkMemory(h.MemoryBytes); err != nil {
+		return err
+	}
+	h.engine = a.engine
+	return nil
+}
+
+// Cleanup stops this handler's background work and waits for it (at most the module
+// being precompiled), then lets go of its site, which is freed once its running requests
+// are done. The engine belongs to the app.
 func (h *Handler) Cleanup() error {
+	if h.background != nil {
+		h.background.close()
+	}
 	if h.site != nil {
 		h.site.Close()
-	}
-	if h.engine != nil {
-		_, err := engines.Delete(engineKey)
-		h.engine = nil
-		return err
 	}
 	return nil
 }

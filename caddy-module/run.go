@@ -28,7 +28,8 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	if spooled != nil {
 		defer spooled.Close()
 	}
-	if err := h.acquire(r, s); err != nil {
+	deadline, err := h.acquire(r, s)
+	if err != nil {
 		return err
 	}
 	release := sync.OnceFunc(h.slots.Release)
@@ -39,7 +40,7 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	h.describe(rec, r, repl, root, s)
 
 	ex := newExchange(w, r, h.logger, s.filename, h.MaxBody, spooled != nil, release)
-	failure := h.site.Handle(r.Context(), rec, ex, time.Duration(h.MaxWait))
+	failure := h.site.Handle(r.Context(), rec, ex, deadline)
 	// Lift the deadline the engine set on the connection, so an error page can still be
 	// written and a kept-alive connection's next request is not cut short.
 	ex.liftDeadline()
@@ -69,6 +70,11 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	}
 	// No head went out, so no full duplex either: net/http discards or closes on what
 	// the guest left of the body, before the error response.
+	if failure.Failure == engine.FailureBusy {
+		// The process's guest or WCGI instance slots are all taken: load, not a fault.
+		h.logger.Warn("guest slots busy", fields...)
+		return caddyhttp.Error(failure.Status, errors.New(failure.Error()))
+	}
 	h.logger.Error("guest failed", fields...)
 	if failure.Failure == engine.FailureTimeout {
 		// The deadline cut the connection's reads short: it cannot carry another request.
@@ -114,30 +120,36 @@ func (h *Handler) describe(rec *engine.Record, r *http.Request, repl *caddy.Repl
 	h.describeRootMount(rec, root)
 }
 
-// prepare loads a module without running it; failures show when it runs.
-func (h *Handler) prepare(module string) {
+// prepare loads a module without running it.
+func (h *Handler) prepare(module string) *engine.Error {
 	var rec engine.Record
 	rec.Add(engine.FieldModulePath, module)
-	_ = h.site.Prepare(&rec)
+	return h.site.Prepare(&rec)
 }
 
-// acquire waits up to MaxWait for one of this handler's guest slots.
-func (h *Handler) acquire(r *http.Request, s script) error {
+// acquire takes one of this handler's guest slots and returns the deadline for the rest
+// of the request's wait, the process's slot: MaxWait from now, plus the time spent waiting
+// for the module to load, so a request waits once, not once per pool.
+func (h *Handler) acquire(r *http.Request, s script) (time.Time, error) {
+	deadline := time.Now().Add(time.Duration(h.MaxWait))
 	// Slots busy for longer than a request normally takes are often held by requests
 	// waiting for a module to compile: then wait for this request's module to be ready
 	// first, holding no slot, so a compile does not count against max_wait.
-	if h.slots.Acquire(r.Context(), loadCheckAfter) {
-		return nil
+	if h.slots.Acquire(r.Context(), min(loadCheckAfter, time.Until(deadline))) {
+		return deadline, nil
 	}
-	h.loads.wait(r.Context(), s.filename, func() { h.prepare(s.filename) })
-	if h.slots.Acquire(r.Context(), time.Duration(h.MaxWait)) {
-		return nil
+	loading := time.Now()
+	h.loads.wait(r.Context(), s.filename, func() { _ = h.prepare(s.filename) })
+	deadline = deadline.Add(time.Since(loading))
+	if h.slots.Acquire(r.Context(), time.Until(deadline)) {
+		return deadline, nil
 	}
 	if err := r.Context().Err(); err != nil {
-		return caddyhttp.Error(499, err)
+		return deadline, caddyhttp.Error(499, err)
 	}
-	h.logger.Warn("all guest slots busy", zap.Int("max_instances", h.MaxInstances), zap.String("path", r.URL.Path))
-	return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("wagi: no guest slot free within %s", time.Duration(h.MaxWait)))
+	h.logger.Warn("all guest slots busy", zap.String("module", s.filename), zap.Int("max_instances", h.MaxInstances),
+		zap.String("path", r.URL.Path))
+	return deadline, caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("wagi: no guest slot free within %s", time.Duration(h.MaxWait)))
 }
 
 // loadCheckAfter is how long a request waits for a slot before checking whether its

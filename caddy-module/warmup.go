@@ -1,14 +1,13 @@
 package wagi
 
 import (
+	"context"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
 
 	"go.uber.org/zap"
-
-	"github.com/caddy-wagi/caddy-wagi/caddy-module/engine"
 )
 
 // maxWarmRoots bounds how many roots one handler precompiles. With a per-request root
@@ -70,19 +69,23 @@ func (h *Handler) warmUp(root string) {
 	if !added {
 		return
 	}
-	go func() {
-		var rec engine.Record
-		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			// Regular files only: a symlink may lead out of the root.
-			if err != nil || !d.Type().IsRegular() || !h.runsAsModule(d.Name()) {
-				return nil
-			}
-			rec.Reset()
-			rec.Add(engine.FieldModulePath, p)
-			if failure := h.site.Prepare(&rec); failure != nil {
-				h.logger.Warn("precompile failed", zap.String("module", p), zap.String("error", failure.Error()))
-			}
+	h.background.start(func(ctx context.Context) { h.warmRoot(ctx, root) })
+}
+
+// warmRoot loads the modules under root one after another, until they are all loaded or
+// ctx ends; Cleanup waits for it, so at most the module being loaded delays a reload.
+func (h *Handler) warmRoot(ctx context.Context, root string) {
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if ctx.Err() != nil {
+			return filepath.SkipAll
+		}
+		// Regular files only: a symlink may lead out of the root.
+		if err != nil || !d.Type().IsRegular() || !h.runsAsModule(d.Name()) {
 			return nil
-		})
-	}()
+		}
+		if failure := h.prepare(p); failure != nil {
+			h.logger.Warn("precompile failed", zap.String("module", p), zap.String("error", failure.Error()))
+		}
+		return nil
+	})
 }

@@ -1,6 +1,7 @@
 package wagi
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,7 +17,8 @@ import (
 func TestWarmedRootsAreBounded(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	h := &Handler{Precompile: true, Index: defaultIndex, SplitPath: []string{".wasm"},
-		warmed: newWarmedRoots(maxWarmRoots), logger: zap.New(core)}
+		warmed: newWarmedRoots(maxWarmRoots), logger: zap.New(core), background: newBackground(context.Background())}
+	defer h.background.close()
 	base := t.TempDir()
 	for i := 0; i < 10_000; i++ {
 		h.warmUp(filepath.Join(base, fmt.Sprintf("host-%d.example", i)))
@@ -39,4 +41,19 @@ func TestWarmedRootsAreBounded(t *testing.T) {
 	if n := logs.FilterMessageSnippet("root limit reached").Len(); n != 1 {
 		t.Errorf("%d log lines about the bound, want 1", n)
 	}
+}
+
+// A warm-up whose handler's context has ended loads nothing more: with no engine at all,
+// reaching Prepare would panic.
+func TestWarmUpStopsWhenTheContextEnds(t *testing.T) {
+	root := t.TempDir()
+	for i := 0; i < 3; i++ {
+		if err := os.WriteFile(filepath.Join(root, fmt.Sprintf("m%d.wasm", i)), []byte("\x00asm"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	h := &Handler{Index: defaultIndex, SplitPath: []string{".wasm"}, logger: zap.NewNop()}
+	h.warmRoot(ctx, root)
 }

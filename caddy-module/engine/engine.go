@@ -12,6 +12,7 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -39,6 +40,10 @@ type Config struct {
 type Engine struct {
 	ptr   *C.wagi_engine
 	slots Slots
+	// calls is held shared by every call into the engine and exclusively by Destruct, so
+	// the engine is never freed under a running request or precompile; calls after it
+	// fail instead of using freed memory.
+	calls sync.RWMutex
 }
 
 // Failure says what failed; the values are wagi.h's wagi_failure.
@@ -90,8 +95,11 @@ func New(cfg Config) (*Engine, error) {
 	return &Engine{ptr: ptr, slots: NewSlots(cfg.Slots)}, nil
 }
 
-// Destruct frees the engine; it implements caddy.Destructor. No request may be running.
+// Destruct frees the engine once the calls into it have returned; it implements
+// caddy.Destructor.
 func (e *Engine) Destruct() error {
+	e.calls.Lock()
+	defer e.calls.Unlock()
 	if e.ptr != nil {
 		C.wagi_engine_free(e.ptr)
 		e.ptr = nil
@@ -99,14 +107,17 @@ func (e *Engine) Destruct() error {
 	return nil
 }
 
-func (e *Engine) acquire(ctx context.Context, maxWait time.Duration) *Error {
-	if e.slots.Acquire(ctx, maxWait) {
+// acquire takes one of the process's guest slots, waiting until deadline: what is left of
+// the request's max_wait after it waited for its handler's slot.
+func (e *Engine) acquire(ctx context.Context, deadline time.Time) *Error {
+	if e.slots.Acquire(ctx, time.Until(deadline)) {
 		return nil
 	}
 	if ctx.Err() != nil {
 		return &Error{Status: 499, Failure: FailureClientGone, Kind: "client_gone", Message: "client went away while waiting for a slot"}
 	}
-	return &Error{Status: 503, Failure: FailureBusy, Kind: "busy", Message: fmt.Sprintf("no guest slot free within %s", maxWait)}
+	return &Error{Status: 503, Failure: FailureBusy, Kind: "busy",
+		Message: fmt.Sprintf("all %d guest slots of the process stayed busy for the request's max_wait", cap(e.slots))}
 }
 
 // takeError converts and frees an engine error.

@@ -24,6 +24,9 @@ type Site struct {
 	// site is never freed under a running request.
 	mu  sync.RWMutex
 	ptr *C.wagi_site
+	// closing makes Close run once; freed is closed once the site is freed.
+	closing sync.Once
+	freed   chan struct{}
 }
 
 // NewSite makes a site from its configuration record (the fields that hold for every
@@ -32,34 +35,40 @@ func (e *Engine) NewSite(rec *Record) (*Site, error) {
 	if len(rec.buf) == 0 {
 		return nil, errors.New("empty site record")
 	}
+	e.calls.RLock()
+	defer e.calls.RUnlock()
+	if e.ptr == nil {
+		return nil, errors.New("the engine was freed (config unloaded)")
+	}
 	var ptr *C.wagi_site
 	var cerr *C.wagi_error
 	if C.wagi_site_new(e.ptr, (*C.uint8_t)(unsafe.Pointer(&rec.buf[0])), C.size_t(len(rec.buf)), &ptr, &cerr) != C.WAGI_OK {
 		return nil, takeError(cerr)
 	}
-	return &Site{e: e, ptr: ptr}, nil
+	return &Site{e: e, ptr: ptr, freed: make(chan struct{})}, nil
 }
 
 // Close frees the site once the requests running on it are done, without waiting for
 // them. Later calls on it fail.
 func (s *Site) Close() {
-	go func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.ptr != nil {
+	s.closing.Do(func() {
+		go func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
 			C.wagi_site_free(s.ptr)
 			s.ptr = nil
-		}
-	}()
+			close(s.freed)
+		}()
+	})
 }
 
 var errSiteClosed = &Error{Status: 503, Failure: FailureInternal, Kind: "internal", Message: "the site was closed by a config reload"}
 
 // Handle runs the request described by rec (its own fields; the site adds its own),
-// talking to ex. It waits up to maxWait for a free engine slot (as a goroutine, holding no
-// OS thread), then blocks its thread in the guest.
-func (s *Site) Handle(ctx context.Context, rec *Record, ex Exchange, maxWait time.Duration) *Error {
-	if err := s.e.acquire(ctx, maxWait); err != nil {
+// talking to ex. It waits until deadline for a free slot of the process (as a goroutine,
+// holding no OS thread), then blocks its thread in the guest.
+func (s *Site) Handle(ctx context.Context, rec *Record, ex Exchange, deadline time.Time) *Error {
+	if err := s.e.acquire(ctx, deadline); err != nil {
 		return err
 	}
 	defer s.e.slots.Release()
