@@ -2,7 +2,7 @@
 //! the response goes, where logs go. The FFI crate implements it with the callbacks Caddy
 //! registers; tests implement it in memory.
 
-use crate::cgi_response::ResponseHead;
+use crate::response_fields::ResponseHead;
 
 /// Severity of a log line sent to the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

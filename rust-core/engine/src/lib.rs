@@ -26,9 +26,9 @@ mod trim;
 mod wasi_ctx;
 mod wcgi;
 
-pub use cgi_response::ResponseHead;
 pub use engine::{Engine, EngineConfig, EngineLog, EPOCH_TICK};
 pub use failure::{Failure, FailureKind};
 pub use host::{ClientGone, Host, LogLevel};
 pub use request::{CacheSettings, HttpFacts, Limits, Mode, Mount, RunSpec, ScriptFacts};
+pub use response_fields::ResponseHead;
 pub use site::Site;
