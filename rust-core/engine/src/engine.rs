@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Config, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
+use crate::compile::LoadedModule;
 use crate::disk_cache::CacheDirs;
 use crate::failure::{Failure, FailureKind};
 use crate::guest::GuestState;
 use crate::host::LogLevel;
-use crate::module_cache::{CacheOptions, LoadEvent, LoadedModule, ModuleCache};
+use crate::module_cache::{CacheOptions, LoadEvent, ModuleCache};
 use crate::request::{CacheSettings, RunSpec};
 use crate::site::{Site, SiteRegistry};
 

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use wasmtime::{InstancePre, Linker, Module};
+use wasmtime::Linker;
 
-use crate::compile::{self, Source};
+use crate::compile::{self, LoadedModule, Source};
 use crate::disk_cache::CacheDir;
 use crate::failure::{Failure, FailureKind};
 use crate::guest::GuestState;
@@ -44,14 +44,6 @@ impl FileIdentity {
             ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
         }
     }
-}
-
-/// A module ready to instantiate.
-pub struct LoadedModule {
-    pub pre: InstancePre<GuestState>,
-    pub module: Module,
-    /// The module exports `wagi_wcgi`: it serves many requests from one instance.
-    pub wcgi_export: bool,
 }
 
 /// What [`ModuleCache::get`] did beyond a cache hit, for the log.

@@ -26,13 +26,13 @@ use futures::AsyncReadExt;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::cgi_env;
+use crate::compile::LoadedModule;
 use crate::engine::{Engine, EngineLog};
 use crate::failure::{Failure, FailureKind};
 use crate::guest::GuestState;
 use crate::host::{Host, LogLevel};
 use crate::limiter::GuestLimiter;
 use crate::locks::lock;
-use crate::module_cache::LoadedModule;
 use crate::request::RunSpec;
 use crate::stdio::{GuestStderr, StderrSink};
 pub use stdio::{shadow_stdin, WcgiGuest as WcgiState};
