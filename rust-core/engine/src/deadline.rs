@@ -13,9 +13,12 @@ use wasmtime::{Caller, Linker, Trap};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
 use wasmtime_wasi::runtime::in_tokio;
 
-use crate::engine::EPOCH_TICK;
 use crate::guest::{exported_memory, GuestState};
 use crate::host::Host;
+
+/// How often the epoch advances; a timeout fires within one tick of its deadline, and a
+/// vanished client is noticed within one tick.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 const WASI: &str = "wasi_snapshot_preview1";
 

@@ -11,17 +11,14 @@ use std::time::{Duration, Instant};
 use wasmtime::{Config, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
 use crate::compile::LoadedModule;
+use crate::deadline::EPOCH_TICK;
 use crate::disk_cache::CacheDirs;
 use crate::failure::{Failure, FailureKind};
 use crate::guest::GuestState;
-use crate::host::LogLevel;
+use crate::host::{EngineLog, LogLevel};
 use crate::module_cache::{CacheOptions, LoadEvent, ModuleCache};
 use crate::request::{CacheSettings, RunSpec};
 use crate::site::{Site, SiteRegistry};
-
-/// How often the epoch advances; a timeout fires within one tick of its deadline, and a
-/// vanished client is noticed within one tick.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// How often idle modules are looked for.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
@@ -42,9 +39,6 @@ fn warm_slots() -> u32 {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     u32::try_from(2 * cpus).unwrap_or(u32::MAX)
 }
-
-/// Where the engine logs what happens outside any request (idle modules dropped).
-pub type EngineLog = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
 
 /// Settings fixed for the life of an engine.
 #[derive(Clone, Copy, Debug)]

@@ -26,9 +26,10 @@ mod trim;
 mod wasi_ctx;
 mod wcgi;
 
-pub use engine::{Engine, EngineConfig, EngineLog, EPOCH_TICK};
+pub use deadline::EPOCH_TICK;
+pub use engine::{Engine, EngineConfig};
 pub use failure::{Failure, FailureKind};
-pub use host::{ClientGone, Host, LogLevel};
+pub use host::{ClientGone, EngineLog, Host, LogLevel};
 pub use request::{CacheSettings, HttpFacts, Limits, Mode, Mount, RunSpec, ScriptFacts};
 pub use response_fields::ResponseHead;
 pub use site::Site;

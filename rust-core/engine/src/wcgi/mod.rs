@@ -27,10 +27,10 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::cgi_env;
 use crate::compile::LoadedModule;
-use crate::engine::{Engine, EngineLog};
+use crate::engine::Engine;
 use crate::failure::{Failure, FailureKind};
 use crate::guest::GuestState;
-use crate::host::{Host, LogLevel};
+use crate::host::{EngineLog, Host, LogLevel};
 use crate::limiter::GuestLimiter;
 use crate::locks::lock;
 use crate::request::RunSpec;
