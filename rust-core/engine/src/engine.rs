@@ -14,7 +14,7 @@ use crate::compile::LoadedModule;
 use crate::deadline::EPOCH_TICK;
 use crate::disk_cache::CacheDirs;
 use crate::failure::{Failure, FailureKind};
-use crate::guest::GuestState;
+use crate::guest::{GuestState, Linkers};
 use crate::host::{EngineLog, LogLevel};
 use crate::module_cache::{CacheOptions, LoadEvent, ModuleCache};
 use crate::request::{CacheSettings, RunSpec};
@@ -112,13 +112,7 @@ impl Engine {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .epoch_interruption(true);
         let engine = wasmtime::Engine::new(&wasm_config).map_err(internal)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut GuestState| &mut s.wasi)
-            .map_err(internal)?;
-        crate::symlinks::restrict_symlinks(&mut linker).map_err(internal)?;
-        crate::deadline::bound_poll_oneoff(&mut linker).map_err(internal)?;
-        let mut wcgi_linker = linker.clone();
-        crate::wcgi::shadow_stdin(&mut wcgi_linker).map_err(internal)?;
+        let linkers = Linkers::new(&engine).map_err(internal)?;
         let modules = Arc::new(ModuleCache::new(config.compile_concurrency));
         let cache_dirs = Arc::new(CacheDirs::default());
         let sites = Arc::new(SiteRegistry::default());
@@ -131,8 +125,8 @@ impl Engine {
         );
         Ok(Engine {
             engine,
-            linker,
-            wcgi_linker,
+            linker: linkers.cgi,
+            wcgi_linker: linkers.wcgi,
             modules,
             cache_dirs,
             sites,

@@ -51,7 +51,7 @@ impl Engine {
         let state = GuestState {
             wasi,
             limiter: GuestLimiter::new(spec.limits.memory_bytes),
-            wcgi: None,
+            inbox: None,
             watch: Some(watch.clone()),
         };
 

@@ -12,7 +12,6 @@
 //!   new ones; instances unused for `keepalive` are stopped.
 
 mod http1;
-mod pipe;
 mod session;
 mod stdio;
 
@@ -35,10 +34,9 @@ use crate::limiter::GuestLimiter;
 use crate::locks::lock;
 use crate::request::RunSpec;
 use crate::stdio::{GuestStderr, StderrSink};
-pub use stdio::{shadow_stdin, WcgiGuest as WcgiState};
-use stdio::{ChannelStdout, InboxStdin, WcgiGuest};
+use stdio::{ChannelStdout, InboxStdin};
 
-use pipe::{Inbox, StdoutBacklog};
+use crate::pipe::{Inbox, StdoutBacklog};
 use session::{GuestIo, Session};
 
 /// How often a waiting request checks whether its client is still there.
@@ -325,15 +323,12 @@ impl Engine {
             GuestState {
                 wasi,
                 limiter: GuestLimiter::new(spec.limits.memory_bytes),
-                wcgi: None,
+                inbox: Some(inbox.clone()),
                 // Long-lived: each request's deadline is kept by `relay`.
                 watch: None,
             },
         );
         store.limiter(|s| &mut s.limiter);
-        store.data_mut().wcgi = Some(WcgiGuest {
-            inbox: inbox.clone(),
-        });
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         store.set_epoch_deadline(1);

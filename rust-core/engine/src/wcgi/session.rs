@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 
-use super::pipe::{Inbox, StdoutBacklog};
+use crate::pipe::{Inbox, StdoutBacklog};
 
 /// The runtime that drives every WCGI session and times requests out.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
@@ -179,6 +179,6 @@ impl Session {
 
     /// Waits until the session ends.
     pub async fn wait_ended(&self) {
-        super::pipe::wait_until(&self.closed, || self.ended()).await
+        crate::pipe::wait_until(&self.closed, || self.ended()).await
     }
 }
