@@ -19,6 +19,7 @@ use crate::host::{EngineLog, LogLevel};
 use crate::module_cache::{CacheOptions, LoadEvent, ModuleCache};
 use crate::request::{CacheSettings, RunSpec};
 use crate::site::{Site, SiteRegistry};
+use crate::wcgi::{InstanceBudget, WcgiContext};
 
 /// How often idle modules are looked for.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
@@ -70,13 +71,11 @@ impl Default for EngineConfig {
 pub struct Engine {
     pub(crate) engine: wasmtime::Engine,
     pub(crate) linker: Linker<GuestState>,
-    /// `linker` with stdin made non-blocking, for long-lived instances.
-    pub(crate) wcgi_linker: Linker<GuestState>,
+    /// What long-lived instances run with.
+    pub(crate) wcgi: WcgiContext,
     pub(crate) modules: Arc<ModuleCache>,
     pub(crate) cache_dirs: Arc<CacheDirs>,
     pub(crate) sites: Arc<SiteRegistry>,
-    /// Long-lived instances alive now, against `wcgi_instance_slots`.
-    pub(crate) wcgi_budget: Arc<crate::wcgi::InstanceBudget>,
     pub(crate) log: Option<EngineLog>,
     housekeeper: Housekeeper,
 }
@@ -123,14 +122,19 @@ impl Engine {
             sites.clone(),
             log.clone(),
         );
+        let wcgi = WcgiContext {
+            engine: engine.clone(),
+            linker: linkers.wcgi,
+            budget: Arc::new(InstanceBudget::new(config.wcgi_instance_slots)),
+            log: log.clone(),
+        };
         Ok(Engine {
             engine,
             linker: linkers.cgi,
-            wcgi_linker: linkers.wcgi,
+            wcgi,
             modules,
             cache_dirs,
             sites,
-            wcgi_budget: Arc::new(crate::wcgi::InstanceBudget::new(config.wcgi_instance_slots)),
             log,
             housekeeper,
         })

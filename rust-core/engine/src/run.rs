@@ -36,7 +36,7 @@ impl Engine {
         }
 
         if crate::wcgi::wants_wcgi(&module, spec) {
-            return self.handle_wcgi(&site.wcgi, &module, spec, &host);
+            return self.wcgi.handle(&site.wcgi, &module, spec, &host);
         }
         let output = Arc::new(Mutex::new(CgiOutput::new(host.clone())));
         let stderr = GuestStderr::new(host.clone());

@@ -22,11 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::AsyncReadExt;
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{Linker, Store, Trap, UpdateDeadline};
 
 use crate::cgi_env;
 use crate::compile::LoadedModule;
-use crate::engine::Engine;
 use crate::failure::{Failure, FailureKind};
 use crate::guest::GuestState;
 use crate::host::{EngineLog, Host, LogLevel};
@@ -198,9 +197,20 @@ impl WcgiPools {
     }
 }
 
-impl Engine {
+/// What long-lived instances need from the engine that runs them.
+pub struct WcgiContext {
+    pub engine: wasmtime::Engine,
+    /// The linker with non-blocking stdin.
+    pub linker: Linker<GuestState>,
+    /// Long-lived instances alive now, against the engine's `wcgi_instance_slots`.
+    pub budget: Arc<InstanceBudget>,
+    /// Where an instance's stderr and its end are logged: it outlives any request.
+    pub log: Option<EngineLog>,
+}
+
+impl WcgiContext {
     /// Runs a request on a long-lived instance of `module` among `pools` (its site's).
-    pub(crate) fn handle_wcgi(
+    pub fn handle(
         &self,
         pools: &WcgiPools,
         module: &Arc<LoadedModule>,
@@ -275,17 +285,17 @@ impl Engine {
         module: &Arc<LoadedModule>,
         spec: &RunSpec,
     ) -> Result<Arc<Instance>, Failure> {
-        if !self.wcgi_budget.take() {
+        if !self.budget.take() {
             return Err(Failure::new(
                 FailureKind::Busy,
                 format!(
                     "all {} WCGI instance slots of the process are taken",
-                    self.wcgi_budget.limit
+                    self.budget.limit
                 ),
             ));
         }
         // Given back when the instance's thread ends, or here if it never starts.
-        let budget = self.wcgi_budget.clone();
+        let budget = self.budget.clone();
         let started = self.spawn_instance(module, spec, budget.clone());
         if started.is_err() {
             budget.give_back();
@@ -339,7 +349,7 @@ impl Engine {
             Ok(UpdateDeadline::Continue(1))
         });
         let instance = self
-            .wcgi_linker
+            .linker
             .instantiate(&mut store, &module.module)
             .map_err(|e| {
                 Failure::new(
