@@ -435,13 +435,3 @@ fn relay(instance: &Instance, spec: &RunSpec, host: &dyn Host) -> Result<(), Fai
         }
     })
 }
-
-/// Whether `module` takes WCGI mode for `spec`.
-pub fn wants_wcgi(module: &LoadedModule, spec: &RunSpec) -> bool {
-    use crate::request::Mode;
-    match spec.mode {
-        Mode::Cgi => false,
-        Mode::Wcgi => true,
-        Mode::Auto => module.wcgi_export,
-    }
-}
