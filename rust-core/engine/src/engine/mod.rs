@@ -86,7 +86,7 @@ impl Engine {
             host.log(event.level(), &event.describe());
         }
         if wants_wcgi(&module, spec) {
-            return self.wcgi.handle(&site.wcgi, &module, spec, &host);
+            return crate::wcgi::handle(&self.wcgi, &site.wcgi, &module, spec, &host);
         }
         crate::cgi::run(&self.engine, &module, spec, host)
     }

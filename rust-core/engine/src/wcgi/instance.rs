@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::budget::InstanceBudget;
+use super::context::WcgiContext;
 use super::session::{GuestIo, Session};
 use super::stdio::{ChannelStdout, InboxStdin};
-use super::WcgiContext;
 use crate::cgi_env;
 use crate::compile::LoadedModule;
 use crate::failure::{Failure, FailureKind};

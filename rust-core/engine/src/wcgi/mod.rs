@@ -12,6 +12,7 @@
 //!   new ones; instances unused for `keepalive` are stopped.
 
 mod budget;
+mod context;
 mod http1;
 mod instance;
 mod pools;
@@ -23,58 +24,40 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::Linker;
-
 use crate::compile::LoadedModule;
 use crate::failure::{Failure, FailureKind};
-use crate::guest::GuestState;
-use crate::host::{EngineLog, Host};
+use crate::host::Host;
 use crate::locks::lock;
 use crate::request::RunSpec;
 pub use budget::InstanceBudget;
+pub use context::WcgiContext;
 pub use pools::{SweepEvent, WcgiPools};
+use session::MAX_STREAMS;
 
-/// Most requests in flight on one instance (yamux streams); more answer 503. With yamux's
-/// 256 KiB window per stream this bounds what a guest can make the host buffer.
-pub const MAX_STREAMS: usize = 256;
-
-/// What long-lived instances need from the engine that runs them.
-pub struct WcgiContext {
-    pub engine: wasmtime::Engine,
-    /// The linker with non-blocking stdin.
-    pub linker: Linker<GuestState>,
-    /// Long-lived instances alive now, against the engine's `wcgi_instance_slots`.
-    pub budget: Arc<InstanceBudget>,
-    /// Where an instance's stderr and its end are logged: it outlives any request.
-    pub log: Option<EngineLog>,
-}
-
-impl WcgiContext {
-    /// Runs a request on a long-lived instance of `module` among `pools` (its site's).
-    pub fn handle(
-        &self,
-        pools: &WcgiPools,
-        module: &Arc<LoadedModule>,
-        spec: &RunSpec,
-        host: &Arc<dyn Host>,
-    ) -> Result<(), Failure> {
-        host.release_slot();
-        let instance = pools.pick(self, module, spec, host.as_ref())?;
-        if instance.inflight.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
-            instance.inflight.fetch_sub(1, Ordering::SeqCst);
-            return Err(Failure::new(
-                FailureKind::Busy,
-                format!("the WCGI instance already has {MAX_STREAMS} requests in flight"),
-            ));
-        }
-        let result = relay::relay(&instance, spec, host.as_ref());
+/// Runs a request on a long-lived instance of `module` among `pools` (its site's).
+pub fn handle(
+    ctx: &WcgiContext,
+    pools: &WcgiPools,
+    module: &Arc<LoadedModule>,
+    spec: &RunSpec,
+    host: &Arc<dyn Host>,
+) -> Result<(), Failure> {
+    host.release_slot();
+    let instance = pools.pick(ctx, module, spec, host.as_ref())?;
+    if instance.inflight.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
         instance.inflight.fetch_sub(1, Ordering::SeqCst);
-        if result
-            .as_ref()
-            .is_err_and(|f| f.kind == FailureKind::Timeout)
-        {
-            *lock(&instance.timed_out_at) = Some(Instant::now());
-        }
-        result
+        return Err(Failure::new(
+            FailureKind::Busy,
+            format!("the WCGI instance already has {MAX_STREAMS} requests in flight"),
+        ));
     }
+    let result = relay::relay(&instance, spec, host.as_ref());
+    instance.inflight.fetch_sub(1, Ordering::SeqCst);
+    if result
+        .as_ref()
+        .is_err_and(|f| f.kind == FailureKind::Timeout)
+    {
+        *lock(&instance.timed_out_at) = Some(Instant::now());
+    }
+    result
 }

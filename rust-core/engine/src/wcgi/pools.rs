@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::context::WcgiContext;
 use super::instance::Instance;
-use super::WcgiContext;
 use crate::compile::LoadedModule;
 use crate::failure::Failure;
 use crate::host::{Host, LogLevel};
