@@ -1,6 +1,6 @@
 //! `poll_oneoff` bounded by the request's deadline: epoch interruption stops a guest running
 //! wasm, not one waiting in a host call, so a per-request guest sleeping or waiting for
-//! input is stopped here when its [`RequestWatch`] is over.
+//! input is stopped here when its [`RequestWatch`](crate::deadline::RequestWatch) is over.
 
 use wasmtime::{Caller, Linker, Trap};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;

@@ -3,7 +3,7 @@
 //! unless the site says `mode cgi`.
 //!
 //! - An instance starts with the site-level CGI variables and the configured `env` (never
-//!   the facts of the request that started it, see [`cgi_env::instance`]), plus
+//!   the facts of the request that started it, see [`crate::cgi_env::instance`]), plus
 //!   `WAGI_WCGI=true`, and runs `_start` on a thread of its own for as long as it lives.
 //! - Requests are spread round-robin over `instances` instances per module.
 //! - An instance that exits, traps or breaks the session is replaced on the next request;
