@@ -5,19 +5,12 @@
 //! whatever body bytes came in the same piece.
 
 use crate::failure::{Failure, FailureKind};
+pub use crate::response_fields::ResponseHead;
 
 /// Longest accepted header line, without its line ending.
 pub const MAX_LINE: usize = 8 << 10;
 /// Largest accepted header block.
 pub const MAX_HEAD: usize = 64 << 10;
-
-/// The status and header fields of a CGI response, ready for the HTTP response.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResponseHead {
-    pub status: u16,
-    /// Fields in the order the guest wrote them, without `Status`. Repeated names repeat.
-    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
-}
 
 /// Incremental parser for the header block.
 #[derive(Default)]

@@ -8,12 +8,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::{Linker, Module};
+use wasmtime::{InstancePre, Linker, Module};
 
 use crate::disk_cache::{CacheDir, EntryKey, Rejected};
 use crate::failure::{Failure, FailureKind};
 use crate::guest::GuestState;
-use crate::module_cache::LoadedModule;
+
+/// A module ready to instantiate.
+pub struct LoadedModule {
+    pub pre: InstancePre<GuestState>,
+    pub module: Module,
+    /// The module exports `wagi_wcgi`: it serves many requests from one instance.
+    pub wcgi_export: bool,
+}
 
 /// Where a module's code came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,23 +1,19 @@
 //! One deadline per request, wall clock, kept whatever the guest is doing.
 //!
 //! Epoch interruption stops a guest running wasm, but not one waiting in a host call. So:
-//! - `poll_oneoff` (sleep, waiting for input) is wrapped: it returns a trap when the
-//!   deadline passes or the client goes away, checked every [`EPOCH_TICK`].
+//! - `poll_oneoff` (sleep, waiting for input) is wrapped (`guest::poll`): it returns a trap
+//!   when the deadline passes or the client goes away, checked every [`EPOCH_TICK`].
 //! - Body reads and response writes block in the server: the host is told the deadline
 //!   ([`Host::set_deadline`]) and bounds its own I/O by it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::{Caller, Linker, Trap};
-use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
-use wasmtime_wasi::runtime::in_tokio;
-
-use crate::engine::EPOCH_TICK;
-use crate::guest::{exported_memory, GuestState};
 use crate::host::Host;
 
-const WASI: &str = "wasi_snapshot_preview1";
+/// How often the epoch advances; a timeout fires within one tick of its deadline, and a
+/// vanished client is noticed within one tick.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The deadline and client of the request a guest is serving.
 #[derive(Clone)]
@@ -48,43 +44,10 @@ impl RequestWatch {
     }
 
     /// Waits until [`RequestWatch::over`] holds.
-    async fn until_over(&self) {
+    pub async fn until_over(&self) {
         while !self.over() {
             let left = self.deadline.saturating_duration_since(Instant::now());
             tokio::time::sleep(left.min(EPOCH_TICK)).await;
         }
     }
-}
-
-/// Wraps `poll_oneoff` so a guest waiting in it is stopped at its request's deadline or when
-/// its client goes away; long-lived (WCGI) instances, which have no watch, wait as before.
-pub fn bound_poll_oneoff(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    linker.func_wrap(
-        WASI,
-        "poll_oneoff",
-        |mut caller: Caller<'_, GuestState>,
-         subs: i32,
-         events: i32,
-         nsubs: i32,
-         nevents: i32|
-         -> wasmtime::Result<i32> {
-            let memory = exported_memory(&mut caller)?;
-            let (data, state) = memory.data_and_store_mut(&mut caller);
-            let watch = state.watch.clone();
-            let mut guest = wiggle::GuestMemory::Unshared(data);
-            let poll = p1::poll_oneoff(&mut state.wasi, &mut guest, subs, events, nsubs, nevents);
-            let Some(watch) = watch else {
-                return in_tokio(poll);
-            };
-            in_tokio(async move {
-                tokio::select! {
-                    result = poll => result,
-                    () = watch.until_over() => Err(Trap::Interrupt.into()),
-                }
-            })
-        },
-    )?;
-    linker.allow_shadowing(false);
-    Ok(())
 }

@@ -23,8 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::engine::EngineLog;
-use crate::host::LogLevel;
+use crate::host::{EngineLog, LogLevel};
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -1,8 +1,11 @@
 //! The server side of a request, as the engine sees it: where the body comes from, where
 //! the response goes, where logs go. The FFI crate implements it with the callbacks Caddy
-//! registers; tests implement it in memory.
+//! registers; tests implement it in memory. [`EngineLog`] is where the engine logs what
+//! happens outside any request.
 
-use crate::cgi_response::ResponseHead;
+use std::sync::Arc;
+
+use crate::response_fields::ResponseHead;
 
 /// Severity of a log line sent to the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +18,9 @@ pub enum LogLevel {
     /// A line the guest wrote to stderr (logged at info level).
     GuestStderr = 4,
 }
+
+/// Where the engine logs what happens outside any request (idle modules dropped).
+pub type EngineLog = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
 
 /// The client cannot receive more of the response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

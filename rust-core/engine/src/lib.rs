@@ -2,33 +2,54 @@
 //!
 //! The host (Caddy, through the FFI crate) describes a request as a [`RunSpec`] and
 //! implements [`Host`]; [`Engine::handle`] runs the module and streams the response.
+//!
+//! Layers, bottom up; a module imports only from layers below its own (and, among the
+//! leaves, only from leaves listed before it):
+//! 1. Leaves: `failure`, `locks`, `trim`, `request`, `response_fields`, `cgi_response`,
+//!    `host`, `cgi_env`, `cgi_output`, `stdio`, `wasi_ctx`, `limiter`, `deadline`, `pipe`,
+//!    `disk_cache`.
+//! 2. `guest/`: the state a guest's store holds, and the linkers with the WASI functions
+//!    this crate replaces (`poll`, `stdin`, `symlinks`).
+//! 3. `compile` (owns `LoadedModule`), then `module_cache`.
+//! 4. `cgi` and `wcgi/` side by side, neither importing the other: one request on a fresh
+//!    instance, or on a long-lived one.
+//! 5. `engine/`, the facade: configuration, sites, dispatch between CGI and WCGI, and the
+//!    housekeeping thread.
 
+// 1. Leaves.
 mod cgi_env;
 mod cgi_output;
 pub mod cgi_response;
-mod compile;
 mod deadline;
 mod disk_cache;
-mod engine;
 mod failure;
-mod guest;
 mod host;
 mod limiter;
 mod locks;
-mod module_cache;
+mod pipe;
 mod request;
 mod response_fields;
-mod run;
-mod site;
 mod stdio;
-mod symlinks;
 mod trim;
 mod wasi_ctx;
+
+// 2. The guest's side of wasmtime.
+mod guest;
+
+// 3. Loaded modules.
+mod compile;
+mod module_cache;
+
+// 4. The two modes.
+mod cgi;
 mod wcgi;
 
-pub use cgi_response::ResponseHead;
-pub use engine::{Engine, EngineConfig, EngineLog, EPOCH_TICK};
+// 5. The facade.
+mod engine;
+
+pub use deadline::EPOCH_TICK;
+pub use engine::{Engine, EngineConfig, Site};
 pub use failure::{Failure, FailureKind};
-pub use host::{ClientGone, Host, LogLevel};
+pub use host::{ClientGone, EngineLog, Host, LogLevel};
 pub use request::{CacheSettings, HttpFacts, Limits, Mode, Mount, RunSpec, ScriptFacts};
-pub use site::Site;
+pub use response_fields::ResponseHead;

@@ -15,12 +15,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use wasmtime::{InstancePre, Linker, Module};
+use wasmtime::Linker;
 
-use crate::compile::{self, Source};
+use crate::compile::{self, LoadedModule, Source};
 use crate::disk_cache::CacheDir;
 use crate::failure::{Failure, FailureKind};
 use crate::guest::GuestState;
+use crate::host::LogLevel;
 
 /// Which version of a file: changes when the file is rewritten or replaced. The change
 /// time is part of it because a deploy may keep size and mtime (`cp -p`,
@@ -46,14 +47,6 @@ impl FileIdentity {
     }
 }
 
-/// A module ready to instantiate.
-pub struct LoadedModule {
-    pub pre: InstancePre<GuestState>,
-    pub module: Module,
-    /// The module exports `wagi_wcgi`: it serves many requests from one instance.
-    pub wcgi_export: bool,
-}
-
 /// What [`ModuleCache::get`] did beyond a cache hit, for the log.
 pub enum LoadEvent {
     /// This call loaded the module.
@@ -65,6 +58,40 @@ pub enum LoadEvent {
     },
     /// This call found the new version broken and kept serving the previous one.
     KeptPrevious(Failure),
+}
+
+impl LoadEvent {
+    /// How loud its log line is: a broken new version is worth a warning.
+    pub fn level(&self) -> LogLevel {
+        match self {
+            LoadEvent::Loaded { .. } => LogLevel::Info,
+            LoadEvent::KeptPrevious(_) => LogLevel::Warn,
+        }
+    }
+
+    /// Its log line.
+    pub fn describe(&self) -> String {
+        match self {
+            LoadEvent::Loaded {
+                source,
+                took,
+                rejected,
+            } => {
+                let mut line = format!(
+                    "module ready from {} in {:.1} ms",
+                    source.name(),
+                    took.as_secs_f64() * 1e3
+                );
+                if let Some(why) = rejected {
+                    line.push_str(&format!("; its disk cache file was not used ({why})"));
+                }
+                line
+            }
+            LoadEvent::KeptPrevious(f) => {
+                format!("new module version failed to load; serving the previous one: {f}")
+            }
+        }
+    }
 }
 
 /// Per-path options that come with each request.

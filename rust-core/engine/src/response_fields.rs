@@ -7,8 +7,16 @@
 //! refused: two different lengths reaching a client or a proxy in front of Caddy are a
 //! response-splitting hazard.
 
-use crate::cgi_response::ResponseHead;
 use crate::failure::{Failure, FailureKind};
+
+/// The status and header fields of a guest's response (CGI or WCGI), ready for the HTTP
+/// response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    /// Fields in the order the guest wrote them, without `Status`. Repeated names repeat.
+    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+}
 
 /// Headers that describe one connection, not the response (RFC 9110 7.6.1), plus the
 /// framing header `Transfer-Encoding`: the server frames the response itself.

@@ -4,10 +4,10 @@
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::cgi_env;
-use crate::cgi_response::ResponseHead;
 use crate::failure::{Failure, FailureKind};
 use crate::host::Host;
 use crate::request::{HttpFacts, RunSpec};
+use crate::response_fields::ResponseHead;
 
 const MAX_HEAD: usize = 64 << 10;
 const HOP_BY_HOP: [&str; 8] = [

@@ -16,7 +16,11 @@ use bytes::Bytes;
 use futures::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 
-use super::pipe::{Inbox, StdoutBacklog};
+use crate::pipe::{Inbox, StdoutBacklog};
+
+/// Most requests in flight on one instance (yamux streams); more answer 503. With yamux's
+/// 256 KiB window per stream this bounds what a guest can make the host buffer.
+pub const MAX_STREAMS: usize = 256;
 
 /// The runtime that drives every WCGI session and times requests out.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
@@ -115,10 +119,8 @@ impl Session {
         // Bounds what a guest can make the host buffer: at most MAX_STREAMS streams (the
         // engine refuses more requests first) with a 256 KiB window each.
         config
-            .set_max_num_streams(super::MAX_STREAMS)
-            .set_max_connection_receive_window(Some(
-                super::MAX_STREAMS * yamux::DEFAULT_CREDIT as usize,
-            ));
+            .set_max_num_streams(MAX_STREAMS)
+            .set_max_connection_receive_window(Some(MAX_STREAMS * yamux::DEFAULT_CREDIT as usize));
         let mut conn = yamux::Connection::new(io, config, yamux::Mode::Client);
         runtime().spawn(async move {
             let mut waiting: VecDeque<Opened> = VecDeque::new();
@@ -179,6 +181,6 @@ impl Session {
 
     /// Waits until the session ends.
     pub async fn wait_ended(&self) {
-        super::pipe::wait_until(&self.closed, || self.ended()).await
+        crate::pipe::wait_until(&self.closed, || self.ended()).await
     }
 }

@@ -9,7 +9,7 @@
 //! The inbox holds at most [`INBOX_CAP`] bytes: past that the host's writer waits (yamux then
 //! stops reading the guest's frames too, so a guest flooding pings while never reading its
 //! stdin fills nothing). Guest -> host (the guest's stdout) is a channel whose queued bytes
-//! are counted against [`STDOUT_CAP`] (see `stdio::ChannelStdout`).
+//! are counted against [`STDOUT_CAP`] (see `wcgi::stdio::ChannelStdout`).
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};

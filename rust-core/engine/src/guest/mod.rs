@@ -1,17 +1,30 @@
-//! The per-instance state a guest's store holds.
+//! A guest's side of wasmtime: the state its store holds (here), and the linkers it is
+//! instantiated with ([`Linkers`]: WASI preview1 plus the host functions this crate
+//! replaces, one file each).
+
+mod linkers;
+mod poll;
+mod stdin;
+mod symlinks;
+
+use std::sync::Arc;
 
 use wasmtime::Caller;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::deadline::RequestWatch;
 use crate::limiter::GuestLimiter;
-use crate::wcgi::WcgiState;
+use crate::pipe::Inbox;
+pub use linkers::Linkers;
+
+/// The module the replaced WASI functions are imported from.
+const WASI: &str = "wasi_snapshot_preview1";
 
 pub struct GuestState {
     pub wasi: WasiP1Ctx,
     pub limiter: GuestLimiter,
-    /// Set for long-lived (WCGI) instances only.
-    pub wcgi: Option<WcgiState>,
+    /// Where a long-lived (WCGI) instance's stdin comes from; set for those only.
+    pub inbox: Option<Arc<Inbox>>,
     /// The request a per-request (CGI) guest serves: its deadline and client.
     pub watch: Option<RequestWatch>,
 }

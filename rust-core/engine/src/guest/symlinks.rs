@@ -13,9 +13,8 @@ use wasmtime::{Caller, Linker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
 use wasmtime_wasi::runtime::in_tokio;
 
-use crate::guest::{exported_memory, GuestState};
+use super::{exported_memory, GuestState, WASI};
 
-const WASI: &str = "wasi_snapshot_preview1";
 /// WASI errno `perm`: the guest sees "operation not permitted".
 const ERRNO_PERM: i32 = 63;
 const ERRNO_FAULT: i32 = 21;

@@ -1,0 +1,161 @@
+//! CGI mode: runs one request on a fresh instance of the module, with the CGI environment,
+//! stdin from the request body, stdout parsed into the response.
+
+use std::sync::{Arc, Mutex};
+
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::I32Exit;
+
+use crate::cgi_env;
+use crate::cgi_output::CgiOutput;
+use crate::compile::LoadedModule;
+use crate::deadline::RequestWatch;
+use crate::failure::{Failure, FailureKind};
+use crate::guest::GuestState;
+use crate::host::Host;
+use crate::limiter::GuestLimiter;
+use crate::request::RunSpec;
+use crate::stdio::{GuestStderr, GuestStdin, GuestStdout};
+
+/// Runs the request described by `spec` on a fresh instance of `module`, streaming the
+/// response to `host`.
+///
+/// On `Err`, the caller answers with the failure's status if no head was sent yet
+/// (`host.send_head` not called), and aborts the response otherwise.
+pub fn run(
+    engine: &wasmtime::Engine,
+    module: &LoadedModule,
+    spec: &RunSpec,
+    host: Arc<dyn Host>,
+) -> Result<(), Failure> {
+    let output = Arc::new(Mutex::new(CgiOutput::new(host.clone())));
+    let stderr = GuestStderr::new(host.clone());
+    let wasi = crate::wasi_ctx::build(
+        spec,
+        &cgi_env::build(spec),
+        GuestStdin::new(host.clone()),
+        GuestStdout::new(output.clone()),
+        stderr.clone(),
+    )?;
+    let watch = RequestWatch::start(spec.limits.timeout, host.clone());
+    let state = GuestState {
+        wasi,
+        limiter: GuestLimiter::new(spec.limits.memory_bytes),
+        inbox: None,
+        watch: Some(watch.clone()),
+    };
+
+    let mut store = request_store(engine, state, watch.clone());
+    let result = module
+        .pre
+        .instantiate(&mut store)
+        .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
+        .and_then(|start| start.call(&mut store, ()));
+    stderr.finish();
+
+    let memory_denied = store.data().limiter.memory_denied;
+    drop(store);
+    let output = crate::locks::lock(&output);
+    let ending = ending(result, &output, memory_denied, &watch);
+    // Whatever went wrong once the deadline had passed (a body read or response write
+    // the server cut short, the guest giving up on that) is the deadline's doing.
+    if ending.is_err() && watch.past_deadline() {
+        return Err(timeout());
+    }
+    ending
+}
+
+/// A store for one request: the guest's memory cap, and an epoch check that stops the
+/// guest once `watch` is over.
+fn request_store(
+    engine: &wasmtime::Engine,
+    state: GuestState,
+    watch: RequestWatch,
+) -> Store<GuestState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if watch.over() {
+            return Err(Trap::Interrupt.into());
+        }
+        Ok(UpdateDeadline::Continue(1))
+    });
+    store
+}
+
+/// How a finished guest's request ended.
+fn ending(
+    result: wasmtime::Result<()>,
+    output: &CgiOutput,
+    memory_denied: bool,
+    watch: &RequestWatch,
+) -> Result<(), Failure> {
+    if let Some(failure) = output.failure() {
+        return Err(failure.clone());
+    }
+    if let Some(code) = classify(result, memory_denied, watch)? {
+        let kind = if memory_denied {
+            FailureKind::MemoryLimit
+        } else {
+            FailureKind::Exit
+        };
+        return Err(Failure::new(kind, format!("guest exited with code {code}")));
+    }
+    if !output.head_sent() {
+        let message = if output.has_partial_head() {
+            "guest ended inside its CGI header block"
+        } else {
+            "guest wrote no CGI response"
+        };
+        return Err(Failure::new(FailureKind::MalformedResponse, message));
+    }
+    Ok(())
+}
+
+/// Reads the guest's ending: `Ok(None)` for success, `Ok(Some(code))` for a non-zero exit.
+fn classify(
+    result: wasmtime::Result<()>,
+    memory_denied: bool,
+    watch: &RequestWatch,
+) -> Result<Option<i32>, Failure> {
+    let err = match result {
+        Ok(()) => return Ok(None),
+        Err(err) => err,
+    };
+    if let Some(exit) = err.downcast_ref::<I32Exit>() {
+        return Ok((exit.0 != 0).then_some(exit.0));
+    }
+    if let Some(Trap::Interrupt) = err.downcast_ref::<Trap>() {
+        // Interrupted by its watch: the deadline, or else the client left.
+        if watch.past_deadline() {
+            return Err(timeout());
+        }
+        return Err(Failure::new(FailureKind::ClientGone, "client went away"));
+    }
+    if memory_denied {
+        return Err(Failure::new(
+            FailureKind::MemoryLimit,
+            format!("guest hit its memory limit: {}", first_line(&err)),
+        ));
+    }
+    if err.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+        return Err(Failure::new(
+            FailureKind::Busy,
+            format!("no instance slot free: {}", first_line(&err)),
+        ));
+    }
+    Err(Failure::new(FailureKind::Trap, format!("{err:#}")))
+}
+
+fn timeout() -> Failure {
+    Failure::new(FailureKind::Timeout, "guest ran past its time limit")
+}
+
+fn first_line(err: &wasmtime::Error) -> String {
+    format!("{err:#}")
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -1,0 +1,113 @@
+//! The engine's background thread: advances the epoch every [`EPOCH_TICK`] (time limits and
+//! vanished clients are noticed within one tick) and, every [`SWEEP_EVERY`], stops idle or
+//! wedged WCGI instances, drops idle modules and prunes the disk caches.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::site::SiteRegistry;
+use crate::deadline::EPOCH_TICK;
+use crate::disk_cache::CacheDirs;
+use crate::host::{EngineLog, LogLevel};
+use crate::module_cache::ModuleCache;
+use crate::wcgi::SweepEvent;
+
+/// How often idle modules are looked for.
+const SWEEP_EVERY: Duration = Duration::from_millis(500);
+
+/// What the housekeeper sweeps.
+pub struct Chores {
+    pub modules: Arc<ModuleCache>,
+    pub cache_dirs: Arc<CacheDirs>,
+    pub sites: Arc<SiteRegistry>,
+    pub log: Option<EngineLog>,
+}
+
+/// A thread that advances the engine's epoch and does its [`Chores`].
+pub struct Housekeeper {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Housekeeper {
+    pub fn start(engine: wasmtime::Engine, chores: Chores) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("wagi-housekeeper".into())
+            .spawn(move || {
+                let mut last_sweep = Instant::now();
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                    let now = Instant::now();
+                    if now.duration_since(last_sweep) >= SWEEP_EVERY {
+                        last_sweep = now;
+                        chores.sweep(now);
+                    }
+                }
+            })
+            .ok();
+        Housekeeper { stop, thread }
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Chores {
+    fn sweep(&self, now: Instant) {
+        self.sweep_instances(now);
+        self.sweep_modules(now);
+        self.prune_caches(now);
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        if let Some(log) = &self.log {
+            log(level, message);
+        }
+    }
+
+    fn sweep_instances(&self, now: Instant) {
+        let live = self.sites.live();
+        let events: Vec<_> = live.iter().flat_map(|s| s.wcgi.sweep(now)).collect();
+        // The last handle of a site may be gone: its instances stop here.
+        drop(live);
+        for event in events {
+            let level = match event {
+                SweepEvent::Idle(_) => LogLevel::Info,
+                SweepEvent::Wedged(_) => LogLevel::Warn,
+            };
+            self.log(level, &event.describe());
+        }
+    }
+
+    fn sweep_modules(&self, now: Instant) {
+        let dropped = self.modules.sweep(now);
+        if !dropped.is_empty() {
+            crate::trim::release_free_heap();
+        }
+        for path in dropped {
+            self.log(
+                LogLevel::Info,
+                &format!("dropped idle module {}", path.display()),
+            );
+        }
+    }
+
+    fn prune_caches(&self, now: Instant) {
+        for (dir, n) in self.cache_dirs.prune_due(now) {
+            let msg = format!(
+                "pruned {n} unused files from the module cache {}",
+                dir.display()
+            );
+            self.log(LogLevel::Info, &msg);
+        }
+    }
+}

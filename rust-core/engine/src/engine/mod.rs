@@ -1,0 +1,145 @@
+//! The facade: one engine per process, holding the wasmtime engine and its linkers, the
+//! module cache, the sites and the housekeeping thread. [`Engine::handle`] finds a
+//! request's module and hands the request to CGI mode ([`crate::cgi`]) or WCGI mode
+//! ([`crate::wcgi`]).
+
+mod config;
+mod housekeeper;
+mod site;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use wasmtime::Linker;
+
+use crate::compile::LoadedModule;
+use crate::disk_cache::CacheDirs;
+use crate::failure::{Failure, FailureKind};
+use crate::guest::{GuestState, Linkers};
+use crate::host::{EngineLog, Host};
+use crate::module_cache::{CacheOptions, LoadEvent, ModuleCache};
+use crate::request::{CacheSettings, Mode, RunSpec};
+use crate::wcgi::{InstanceBudget, WcgiContext};
+pub use config::EngineConfig;
+use housekeeper::{Chores, Housekeeper};
+pub use site::Site;
+use site::SiteRegistry;
+
+pub struct Engine {
+    engine: wasmtime::Engine,
+    /// The linker of per-request (CGI) guests; modules are linked against it once loaded.
+    linker: Linker<GuestState>,
+    /// What long-lived instances run with.
+    wcgi: WcgiContext,
+    modules: Arc<ModuleCache>,
+    cache_dirs: Arc<CacheDirs>,
+    sites: Arc<SiteRegistry>,
+    log: Option<EngineLog>,
+    housekeeper: Housekeeper,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig, log: Option<EngineLog>) -> Result<Self, Failure> {
+        let internal = |e: wasmtime::Error| {
+            Failure::new(
+                FailureKind::Internal,
+                format!("cannot create engine: {e:#}"),
+            )
+        };
+        let engine = config::wasmtime_engine(&config).map_err(internal)?;
+        let linkers = Linkers::new(&engine).map_err(internal)?;
+        let modules = Arc::new(ModuleCache::new(config.compile_concurrency));
+        let cache_dirs = Arc::new(CacheDirs::default());
+        let sites = Arc::new(SiteRegistry::default());
+        let chores = Chores {
+            modules: modules.clone(),
+            cache_dirs: cache_dirs.clone(),
+            sites: sites.clone(),
+            log: log.clone(),
+        };
+        let wcgi = WcgiContext {
+            engine: engine.clone(),
+            linker: linkers.wcgi,
+            budget: Arc::new(InstanceBudget::new(config.wcgi_instance_slots)),
+            log: log.clone(),
+        };
+        Ok(Engine {
+            housekeeper: Housekeeper::start(engine.clone(), chores),
+            engine,
+            linker: linkers.cgi,
+            wcgi,
+            modules,
+            cache_dirs,
+            sites,
+            log,
+        })
+    }
+
+    /// Runs the request described by `spec` (a copy of `site`'s base with the request's own
+    /// fields), streaming the response to `host`.
+    ///
+    /// On `Err`, the caller answers with the failure's status if no head was sent yet
+    /// (`host.send_head` not called), and aborts the response otherwise.
+    pub fn handle(&self, site: &Site, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(), Failure> {
+        let (module, event) = self.module(&spec.module_path, &spec.cache)?;
+        if let Some(event) = &event {
+            host.log(event.level(), &event.describe());
+        }
+        if wants_wcgi(&module, spec) {
+            return crate::wcgi::handle(&self.wcgi, &site.wcgi, &module, spec, &host);
+        }
+        crate::cgi::run(&self.engine, &module, spec, host)
+    }
+
+    /// Loads (compiles, or reads from the disk cache) the module at `path` without running
+    /// it, so a first request does not wait. Returns what was done, if anything.
+    pub fn prepare(&self, path: &Path, cache: &CacheSettings) -> Result<Option<String>, Failure> {
+        let (_, event) = self.module(path, cache)?;
+        Ok(event.map(|e| e.describe()))
+    }
+
+    /// The site configured by `config` (its canonical encoding; equal encodings are one
+    /// site), with `base` as the site-level part of its requests.
+    pub fn site(&self, config: &[u8], base: impl FnOnce() -> RunSpec) -> Arc<Site> {
+        self.sites.get_or_make(config, base)
+    }
+
+    /// How many modules are loaded.
+    pub fn loaded_modules(&self) -> usize {
+        self.modules.len()
+    }
+
+    fn module(
+        &self,
+        path: &Path,
+        cache: &CacheSettings,
+    ) -> Result<(Arc<LoadedModule>, Option<LoadEvent>), Failure> {
+        let dir = cache
+            .cache_dir
+            .as_deref()
+            .and_then(|dir| self.cache_dirs.get(dir, cache.max_age, self.log.as_ref()));
+        let opts = CacheOptions {
+            cache: dir.as_deref(),
+            keepalive: cache.keepalive,
+        };
+        self.modules.get(path, &self.linker, opts)
+    }
+}
+
+/// Whether `module` takes WCGI mode for `spec`.
+fn wants_wcgi(module: &LoadedModule, spec: &RunSpec) -> bool {
+    match spec.mode {
+        Mode::Cgi => false,
+        Mode::Wcgi => true,
+        Mode::Auto => module.wcgi_export,
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.housekeeper.stop();
+        for site in self.sites.live() {
+            site.wcgi.stop_all();
+        }
+    }
+}

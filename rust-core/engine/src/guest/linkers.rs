@@ -1,0 +1,26 @@
+//! The linkers guests are instantiated with: wasmtime-wasi's preview1 with this crate's
+//! replacements of some of its functions.
+
+use wasmtime::Linker;
+
+use super::{poll, stdin, symlinks, GuestState};
+
+/// The two linkers of an engine.
+pub struct Linkers {
+    /// WASI with symlinks kept downward and `poll_oneoff` bounded by the request's watch.
+    pub cgi: Linker<GuestState>,
+    /// `cgi` with stdin made non-blocking, for long-lived instances.
+    pub wcgi: Linker<GuestState>,
+}
+
+impl Linkers {
+    pub fn new(engine: &wasmtime::Engine) -> wasmtime::Result<Self> {
+        let mut cgi = Linker::new(engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut cgi, |s: &mut GuestState| &mut s.wasi)?;
+        symlinks::restrict_symlinks(&mut cgi)?;
+        poll::bound_poll_oneoff(&mut cgi)?;
+        let mut wcgi = cgi.clone();
+        stdin::shadow_stdin(&mut wcgi)?;
+        Ok(Linkers { cgi, wcgi })
+    }
+}

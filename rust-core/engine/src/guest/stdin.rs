@@ -1,0 +1,116 @@
+//! Non-blocking stdin for long-lived (WCGI) guests: wasmtime-wasi implements `fd_read` and
+//! `fd_fdstat_get` as blocking for stdin, so both are replaced for fd 0. `fd_fdstat_get`
+//! reports NONBLOCK (so Go's runtime registers stdin with its poller) and `fd_read` takes
+//! from the guest's [`Inbox`], answering EAGAIN when it is empty (so the reading goroutine
+//! parks instead of freezing the whole guest).
+
+use wasmtime::{Caller, Linker};
+use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
+use wasmtime_wasi::runtime::in_tokio;
+
+use super::{exported_memory, GuestState, WASI};
+use crate::pipe::{Inbox, Take};
+
+const ERRNO_SUCCESS: i32 = 0;
+const ERRNO_AGAIN: i32 = 6;
+const ERRNO_FAULT: i32 = 21;
+const FDFLAGS_NONBLOCK: u16 = 1 << 2;
+
+/// Replaces `fd_read` and `fd_fdstat_get` in `linker` for fd 0 (see the module docs);
+/// other fds go to wasmtime-wasi's own implementations.
+pub fn shadow_stdin(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    linker.func_wrap(
+        WASI,
+        "fd_read",
+        |mut caller: Caller<'_, GuestState>,
+         fd: i32,
+         iovs: i32,
+         iovs_len: i32,
+         nread: i32|
+         -> wasmtime::Result<i32> {
+            let memory = exported_memory(&mut caller)?;
+            let (data, state) = memory.data_and_store_mut(&mut caller);
+            if fd != 0 {
+                let mut guest = wiggle::GuestMemory::Unshared(data);
+                return in_tokio(p1::fd_read(
+                    &mut state.wasi,
+                    &mut guest,
+                    fd,
+                    iovs,
+                    iovs_len,
+                    nread,
+                ));
+            }
+            let Some(inbox) = state.inbox.clone() else {
+                return Err(wasmtime::format_err!("stdin override outside WCGI"));
+            };
+            Ok(read_stdin(&inbox, data, iovs, iovs_len, nread))
+        },
+    )?;
+    linker.func_wrap(
+        WASI,
+        "fd_fdstat_get",
+        |mut caller: Caller<'_, GuestState>, fd: i32, stat: i32| -> wasmtime::Result<i32> {
+            let memory = exported_memory(&mut caller)?;
+            let (data, state) = memory.data_and_store_mut(&mut caller);
+            let mut guest = wiggle::GuestMemory::Unshared(&mut *data);
+            let errno = in_tokio(p1::fd_fdstat_get(&mut state.wasi, &mut guest, fd, stat))?;
+            if fd != 0 || errno != ERRNO_SUCCESS {
+                return Ok(errno);
+            }
+            // fdstat: filetype u8 at 0, fs_flags u16 at 2.
+            let at = stat as u32 as usize + 2;
+            let Some(flags) = data.get_mut(at..at + 2) else {
+                return Ok(ERRNO_FAULT);
+            };
+            let value = u16::from_le_bytes([flags[0], flags[1]]) | FDFLAGS_NONBLOCK;
+            flags.copy_from_slice(&value.to_le_bytes());
+            Ok(ERRNO_SUCCESS)
+        },
+    )?;
+    Ok(())
+}
+
+/// `fd_read(0, iovs, iovs_len, nread)` against the inbox: EAGAIN when empty, 0 bytes at
+/// the end of input.
+fn read_stdin(inbox: &Inbox, data: &mut [u8], iovs: i32, iovs_len: i32, nread: i32) -> i32 {
+    let word = |data: &[u8], at: usize| -> Option<usize> {
+        let b = data.get(at..at + 4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let mut total = 0usize;
+    let mut ended = false;
+    for i in 0..iovs_len.max(0) as usize {
+        let at = iovs as u32 as usize + i * 8;
+        let (Some(buf), Some(len)) = (word(data, at), word(data, at + 4)) else {
+            return ERRNO_FAULT;
+        };
+        let Some(out) = data.get_mut(buf..buf.saturating_add(len)) else {
+            return ERRNO_FAULT;
+        };
+        match inbox.take(out) {
+            Take::Bytes(n) if n == len => total += n,
+            Take::Bytes(n) => {
+                total += n;
+                break;
+            }
+            Take::Empty => break,
+            Take::Closed => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    if total == 0 && !ended {
+        return ERRNO_AGAIN;
+    }
+    let at = nread as u32 as usize;
+    match data.get_mut(at..at + 4) {
+        Some(slot) => {
+            slot.copy_from_slice(&(total as u32).to_le_bytes());
+            ERRNO_SUCCESS
+        }
+        None => ERRNO_FAULT,
+    }
+}

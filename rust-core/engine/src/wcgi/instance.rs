@@ -1,0 +1,211 @@
+//! One long-lived instance: its guest thread running `_start`, the yamux session over its
+//! stdio, and what tells whether it is still of use.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use super::budget::InstanceBudget;
+use super::context::WcgiContext;
+use super::session::{GuestIo, Session};
+use super::stdio::{ChannelStdout, InboxStdin};
+use crate::cgi_env;
+use crate::compile::LoadedModule;
+use crate::failure::{Failure, FailureKind};
+use crate::guest::GuestState;
+use crate::host::{EngineLog, LogLevel};
+use crate::limiter::GuestLimiter;
+use crate::locks::lock;
+use crate::pipe::{Inbox, StdoutBacklog};
+use crate::request::RunSpec;
+use crate::stdio::{GuestStderr, StderrSink};
+
+/// An instance that has left its stdin unread this long after one of its requests timed
+/// out is wedged (a Go guest busy in a loop never yields to its reader goroutine) and is
+/// replaced.
+const STALL_GRACE: Duration = Duration::from_secs(1);
+
+/// One long-lived instance.
+pub(super) struct Instance {
+    pub(super) session: Session,
+    inbox: Arc<Inbox>,
+    stop: Arc<AtomicBool>,
+    pub(super) inflight: AtomicUsize,
+    /// When a request on this instance last ran past its time limit.
+    pub(super) timed_out_at: Mutex<Option<Instant>>,
+}
+
+impl Instance {
+    /// True when a request timed out and the guest has not read its input since: it is
+    /// stuck, and nothing else it serves can make progress.
+    pub(super) fn wedged(&self, now: Instant) -> bool {
+        let late =
+            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) > STALL_GRACE);
+        late(*lock(&self.timed_out_at)) && late(self.inbox.unread_since())
+    }
+
+    pub(super) fn shut_down(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes a guest waiting in poll_oneoff: it reads end-of-input and winds down; the
+        // stop flag traps it at the next epoch tick if it keeps running wasm instead.
+        self.inbox.close();
+    }
+
+    pub(super) fn alive(&self) -> bool {
+        !self.session.ended() && !self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Starts an instance of `module` for `spec`'s site, if the process has room for one.
+    pub(super) fn start(
+        ctx: &WcgiContext,
+        module: &Arc<LoadedModule>,
+        spec: &RunSpec,
+    ) -> Result<Arc<Instance>, Failure> {
+        if !ctx.budget.take() {
+            return Err(Failure::new(
+                FailureKind::Busy,
+                format!(
+                    "all {} WCGI instance slots of the process are taken",
+                    ctx.budget.limit
+                ),
+            ));
+        }
+        // Given back when the instance's thread ends, or here if it never starts.
+        let budget = ctx.budget.clone();
+        let started = Instance::spawn(ctx, module, spec, budget.clone());
+        if started.is_err() {
+            budget.give_back();
+        }
+        started
+    }
+
+    fn spawn(
+        ctx: &WcgiContext,
+        module: &Arc<LoadedModule>,
+        spec: &RunSpec,
+        budget: Arc<InstanceBudget>,
+    ) -> Result<Arc<Instance>, Failure> {
+        let inbox = Arc::new(Inbox::default());
+        let (stdout_tx, stdout_rx) = tokio::sync::mpsc::unbounded_channel();
+        let backlog = Arc::new(StdoutBacklog::default());
+        let stdout = ChannelStdout {
+            chunks: stdout_tx,
+            backlog: backlog.clone(),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut store = instance_store(ctx, spec, &inbox, stdout, stop.clone())?;
+        let instance = ctx
+            .linker
+            .instantiate(&mut store, &module.module)
+            .map_err(|e| {
+                Failure::new(
+                    FailureKind::BadModule,
+                    format!("cannot start WCGI instance: {e:#}"),
+                )
+            })?;
+        let start = instance
+            .get_typed_func::<(), ()>(&mut store, "_start")
+            .map_err(|e| Failure::new(FailureKind::Internal, format!("no _start: {e:#}")))?;
+        let ending = Ending {
+            inbox: inbox.clone(),
+            budget,
+            log: ctx.log.clone(),
+            path: spec.module_path.clone(),
+        };
+        std::thread::Builder::new()
+            .name("wagi-wcgi-guest".into())
+            .spawn(move || {
+                let result = start.call(&mut store, ());
+                ending.after(store, result);
+            })
+            .map_err(|e| Failure::new(FailureKind::Internal, format!("cannot spawn: {e}")))?;
+        let session = Session::start(GuestIo::new(stdout_rx, backlog, inbox.clone()));
+        Ok(Arc::new(Instance {
+            session,
+            inbox,
+            stop,
+            inflight: AtomicUsize::new(0),
+            timed_out_at: Mutex::new(None),
+        }))
+    }
+}
+
+/// The store of a long-lived instance: site-level env, stdio through the inbox and the
+/// stdout channel, the site's memory cap, and an epoch check that traps it once `stop` is set.
+fn instance_store(
+    ctx: &WcgiContext,
+    spec: &RunSpec,
+    inbox: &Arc<Inbox>,
+    stdout: ChannelStdout,
+    stop: Arc<AtomicBool>,
+) -> Result<Store<GuestState>, Failure> {
+    // Site-level values only: the starting request's facts stay out of a process that
+    // serves everyone.
+    let env = cgi_env::instance(spec);
+    let wasi = crate::wasi_ctx::build(
+        spec,
+        &env,
+        InboxStdin(inbox.clone()),
+        stdout,
+        GuestStderr::per_second(stderr_sink(ctx.log.clone(), spec.module_path.clone())),
+    )?;
+    let mut store = Store::new(
+        &ctx.engine,
+        GuestState {
+            wasi,
+            limiter: GuestLimiter::new(spec.limits.memory_bytes),
+            inbox: Some(inbox.clone()),
+            // Long-lived: each request's deadline is kept by `relay`.
+            watch: None,
+        },
+    );
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if stop.load(Ordering::SeqCst) {
+            return Err(Trap::Interrupt.into());
+        }
+        Ok(UpdateDeadline::Continue(1))
+    });
+    Ok(store)
+}
+
+/// What the guest thread does once `_start` returns.
+struct Ending {
+    inbox: Arc<Inbox>,
+    budget: Arc<InstanceBudget>,
+    log: Option<EngineLog>,
+    path: PathBuf,
+}
+
+impl Ending {
+    fn after(self, store: Store<GuestState>, result: wasmtime::Result<()>) {
+        self.inbox.close();
+        drop(store); // closes the guest's stdout: the session ends
+        self.budget.give_back();
+        if let (Some(log), Err(e)) = (self.log, result) {
+            let exit = e.downcast_ref::<wasmtime_wasi::I32Exit>().map(|c| c.0);
+            if exit != Some(0) {
+                let msg = format!("WCGI instance of {} ended: {e:#}", self.path.display());
+                log(LogLevel::Warn, &msg);
+            }
+        }
+    }
+}
+
+/// Sends a long-lived guest's stderr to the engine log, attributed to its module.
+fn stderr_sink(log: Option<EngineLog>, module: PathBuf) -> StderrSink {
+    Arc::new(move |level: LogLevel, message: &str| {
+        if let Some(log) = &log {
+            let what = match level {
+                LogLevel::GuestStderr => "guest stderr",
+                _ => "guest",
+            };
+            let line = format!("{what} (WCGI) {}: {message}", module.display());
+            log(LogLevel::Info, &line);
+        }
+    })
+}
