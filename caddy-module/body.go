@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -23,7 +25,17 @@ func (h *Handler) checkBody(w http.ResponseWriter, r *http.Request, s script) (i
 	if r.ContentLength >= 0 || r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
+	// Spooling holds no guest slot, but it must not last longer than the request may: a
+	// client trickling a chunked body is cut off at the same deadline a guest would be.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(time.Duration(h.Timeout)))
 	body, n, err := spool(r.Body, h.MaxBody)
+	_ = rc.SetReadDeadline(time.Time{})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		h.logger.Warn("request body not received within timeout", zap.String("module", s.filename), zap.Duration("timeout", time.Duration(h.Timeout)))
+		w.Header().Set("Connection", "close")
+		return nil, caddyhttp.Error(http.StatusRequestTimeout, fmt.Errorf("wagi: request body not received within %s", time.Duration(h.Timeout)))
+	}
 	if errors.Is(err, errSpoolWrite) {
 		h.logger.Error("spooling request body failed", zap.String("module", s.filename), zap.Error(err))
 		return nil, caddyhttp.Error(http.StatusInternalServerError, err)

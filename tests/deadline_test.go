@@ -171,3 +171,42 @@ func TestClientLeavingFreesTheSlotOfASleepingGuest(t *testing.T) {
 	}
 	servedRightAfter(t, deadlineCaddy.long)
 }
+
+// A chunked upload is read before the guest runs (it needs CONTENT_LENGTH); a client
+// trickling it is cut off at the request's deadline too, with 408.
+func TestDeadlineEndsATricklingChunkedUpload(t *testing.T) {
+	startDeadlineCaddy(t)
+	conn, err := net.Dial("tcp", deadlineCaddy.short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /?do=sha HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n\r\n", deadlineCaddy.short)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		// The client's own pace: a one-byte chunk every 200 ms, never the last chunk.
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if _, err := conn.Write([]byte("1\r\nx\r\n")); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	started := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if took := time.Since(started); took > deadlineSlack {
+		t.Errorf("trickling chunked upload was read for %s", took)
+	}
+	if err != nil || !strings.Contains(line, " 408 ") {
+		t.Errorf("trickling chunked upload answered %q (%v), want 408", line, err)
+	}
+	servedRightAfter(t, deadlineCaddy.short)
+}
