@@ -17,9 +17,10 @@ pub fn build(
     stderr: impl StdoutStream + 'static,
 ) -> Result<WasiP1Ctx, Failure> {
     let mut wasi = WasiCtxBuilder::new();
-    // No blocking on the current thread: wasmtime-wasi would then serve a plain sleep with
-    // `std::thread::sleep`, which no deadline can cut short (see `deadline.rs`).
-    wasi.allow_blocking_current_thread(false)
+    // File and stream calls stay on the guest's own thread (the CGI request's, or the WCGI
+    // instance's): faster than a hop to a blocking pool. The one blocking call that a
+    // deadline must cut short, a plain sleep, is served by `guest/poll.rs`.
+    wasi.allow_blocking_current_thread(true)
         .arg(spec.module_path.to_string_lossy())
         .envs(env)
         .stdin(stdin)
