@@ -6,66 +6,22 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// appCaddy is a Caddy of one test's own, with the process-wide `wagi` options the test
-// is about; each site's root is a directory of the same name under dir.
-type appCaddy struct {
-	proc  *caddyProc
-	dir   string
-	cf    string
-	sites map[string]string // site name -> host:port
-}
-
 // startAppCaddy runs Caddy with the global `wagi { ... }` body given (empty: no block) and
-// one site per name, whose block is the given body with its root set. Modules are compiled
-// into a cache shared by these tests. Caddy stops when the test ends.
-func startAppCaddy(t *testing.T, dir, wagiOptions string, sites map[string]string) *appCaddy {
+// one site per name. Caddy stops when the test ends.
+func startAppCaddy(t *testing.T, dir, wagiOptions string, sites map[string]string) *ownCaddy {
 	t.Helper()
-	admin, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &appCaddy{dir: dir, sites: map[string]string{}}
-	var cf strings.Builder
-	fmt.Fprintf(&cf, "{\n\tadmin 127.0.0.1:%d\n", admin)
+	global := ""
 	if wagiOptions != "" {
-		fmt.Fprintf(&cf, "\twagi {\n%s\n\t}\n", wagiOptions)
+		global = "\twagi {\n" + wagiOptions + "\n\t}\n"
 	}
-	cf.WriteString("}\n")
-	names := make([]string, 0, len(sites))
-	for name := range sites {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		port, err := freePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.sites[name] = fmt.Sprintf("127.0.0.1:%d", port)
-		fmt.Fprintf(&cf, "\nhttp://127.0.0.1:%d {\n\troot * %s\n\t%s\n}\n", port, filepath.Join(dir, name), sites[name])
-	}
-	c.cf = cf.String()
-	c.proc, err = startCaddy(world.caddy, dir, c.cf, fmt.Sprintf("127.0.0.1:%d", admin))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.proc.Stop()
-		if t.Failed() {
-			t.Logf("caddy log:\n%s", c.proc.logs)
-		}
-	})
-	return c
+	return startOwnCaddy(t, dir, global, sites)
 }
-
-func (c *appCaddy) url(site string) string { return "http://" + c.sites[site] }
 
 // appCache is where these tests' Caddies keep compiled modules, so each compiles the
 // probe once.
@@ -152,7 +108,7 @@ func TestReloadWhilePrecompiling(t *testing.T) {
 			t.Fatalf("no module loaded in 2 minutes of reloads (%d)", reloads)
 		}
 		began := time.Now()
-		if err := c.proc.Reload(c.cf); err != nil {
+		if err := c.proc.Reload(c.config); err != nil {
 			t.Fatalf("reload %d: %v", reloads, err)
 		}
 		slowest = max(slowest, time.Since(began))
@@ -163,7 +119,7 @@ func TestReloadWhilePrecompiling(t *testing.T) {
 		<-tick.C
 	}
 	t.Logf("%d reloads, the slowest %s; %d of %d modules ready meanwhile", reloads, slowest, ready(), modules)
-	if r := get(t, c.url("warm")+"/m07.wasm?do=x"); r.status != http.StatusOK {
+	if r := get(t, c.urls["warm"]+"/m07.wasm?do=x"); r.status != http.StatusOK {
 		t.Errorf("after the reloads: %d %q", r.status, r.body)
 	}
 	if !c.proc.Alive() {
@@ -191,11 +147,11 @@ func TestWCGIInstancesBoundTheProcess(t *testing.T) {
 	site := "wagi {\n\t\tcache_dir " + appCache() + "\n\t}"
 	c := startAppCaddy(t, dir, "\t\twcgi_instances 1", map[string]string{"one": site, "two": site})
 
-	if r := get(t, c.url("one")+"/hello1"); r.status != http.StatusOK || string(r.body) != "hello1\n" {
+	if r := get(t, c.urls["one"]+"/hello1"); r.status != http.StatusOK || string(r.body) != "hello1\n" {
 		t.Fatalf("first WCGI module: %d %q", r.status, r.body)
 	}
 	second := modulePathIn(dir, "two", "index.wasm")
-	if r := get(t, c.url("two")+"/hello1"); r.status != http.StatusServiceUnavailable {
+	if r := get(t, c.urls["two"]+"/hello1"); r.status != http.StatusServiceUnavailable {
 		t.Fatalf("second WCGI module: %d %q, want 503", r.status, r.body)
 	}
 	refused := []string{`"module":"` + second + `"`, "WCGI instance slots"}
@@ -205,7 +161,7 @@ func TestWCGIInstancesBoundTheProcess(t *testing.T) {
 	if n := c.proc.logs.Count(refused...); n != 1 {
 		t.Errorf("%d log lines for one refused request, want 1", n)
 	}
-	if r := get(t, c.url("one")+"/hello2"); r.status != http.StatusOK || string(r.body) != "hello2\n" {
+	if r := get(t, c.urls["one"]+"/hello2"); r.status != http.StatusOK || string(r.body) != "hello2\n" {
 		t.Fatalf("first WCGI module afterwards: %d %q", r.status, r.body)
 	}
 }
@@ -228,13 +184,13 @@ func TestInstanceSlotsOneWaitPerRequest(t *testing.T) {
 	})
 	// Loads every module before anything is timed.
 	for _, name := range []string{"slow", "other", "narrow"} {
-		if r := get(t, c.url(name)+"/?do=x"); r.status != http.StatusOK {
+		if r := get(t, c.urls[name]+"/?do=x"); r.status != http.StatusOK {
 			t.Fatalf("%s: %d %q", name, r.status, r.body)
 		}
 	}
 
 	holder := make(chan response, 1)
-	go func() { holder <- get(t, c.url("slow")+"/?do=announce-sleep&ms=8000&id=holder") }()
+	go func() { holder <- get(t, c.urls["slow"]+"/?do=announce-sleep&ms=8000&id=holder") }()
 	if !c.proc.logs.WaitFor(30*time.Second, "probe sleeping holder") {
 		t.Fatal("the slow request did not start")
 	}
@@ -255,7 +211,7 @@ func TestInstanceSlotsOneWaitPerRequest(t *testing.T) {
 			defer wg.Done()
 			time.Sleep(after) // staggers the send; nothing waits on it for a signal
 			started := time.Now()
-			r := get(t, c.url(name)+"/?do=x")
+			r := get(t, c.urls[name]+"/?do=x")
 			results <- result{name, r.status, time.Since(started)}
 		}()
 	}
@@ -280,7 +236,7 @@ func TestInstanceSlotsOneWaitPerRequest(t *testing.T) {
 	if !c.proc.logs.WaitFor(10*time.Second, `"kind":"busy"`) {
 		t.Error("no log line of kind busy for the refused requests")
 	}
-	if r := get(t, c.url("other")+"/?do=x"); r.status != http.StatusOK {
+	if r := get(t, c.urls["other"]+"/?do=x"); r.status != http.StatusOK {
 		t.Errorf("after the slot freed: %d %q", r.status, r.body)
 	}
 }

@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -97,35 +98,35 @@ func TestDeadlineStopsASleepingGuest(t *testing.T) {
 	}
 }
 
-func TestDeadlineEndsATricklingUpload(t *testing.T) {
-	startDeadlineCaddy(t)
-	conn, err := net.Dial("tcp", deadlineCaddy.short)
+// trickle sends head to addr, then piece every 200 ms (the client's own pace) until the
+// test ends, and returns the status line Caddy answered, when, or why none came.
+func trickle(t *testing.T, addr, head, piece string) (string, time.Duration, error) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "POST /?do=sha HTTP/1.1\r\nHost: %s\r\nContent-Length: 100\r\n\r\n", deadlineCaddy.short)
-	stop := make(chan struct{})
-	defer close(stop)
+	t.Cleanup(func() { conn.Close() })
+	io.WriteString(conn, head)
 	go func() {
-		// The client's own pace: one byte every 200 ms, 20 s for the whole body.
 		tick := time.NewTicker(200 * time.Millisecond)
 		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				if _, err := conn.Write([]byte("x")); err != nil {
-					return
-				}
+		for range tick.C {
+			if _, err := io.WriteString(conn, piece); err != nil {
+				return // closed by Caddy or by the test's end
 			}
 		}
 	}()
 	started := time.Now()
 	_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
 	line, err := bufio.NewReader(conn).ReadString('\n')
-	took := time.Since(started)
+	return line, time.Since(started), err
+}
+
+func TestDeadlineEndsATricklingUpload(t *testing.T) {
+	startDeadlineCaddy(t)
+	head := fmt.Sprintf("POST /?do=sha HTTP/1.1\r\nHost: %s\r\nContent-Length: 100\r\n\r\n", deadlineCaddy.short)
+	line, took, err := trickle(t, deadlineCaddy.short, head, "x")
 	if took > deadlineSlack {
 		t.Errorf("trickling upload held its guest for %s", took)
 	}
@@ -176,33 +177,10 @@ func TestClientLeavingFreesTheSlotOfASleepingGuest(t *testing.T) {
 // trickling it is cut off at the request's deadline too, with 408.
 func TestDeadlineEndsATricklingChunkedUpload(t *testing.T) {
 	startDeadlineCaddy(t)
-	conn, err := net.Dial("tcp", deadlineCaddy.short)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "POST /?do=sha HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n\r\n", deadlineCaddy.short)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		// The client's own pace: a one-byte chunk every 200 ms, never the last chunk.
-		tick := time.NewTicker(200 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				if _, err := conn.Write([]byte("1\r\nx\r\n")); err != nil {
-					return
-				}
-			}
-		}
-	}()
-	started := time.Now()
-	_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if took := time.Since(started); took > deadlineSlack {
+	head := fmt.Sprintf("POST /?do=sha HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n\r\n", deadlineCaddy.short)
+	// One-byte chunks, never the last one.
+	line, took, err := trickle(t, deadlineCaddy.short, head, "1\r\nx\r\n")
+	if took > deadlineSlack {
 		t.Errorf("trickling chunked upload was read for %s", took)
 	}
 	if err != nil || !strings.Contains(line, " 408 ") {

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -21,55 +20,6 @@ import (
 // response, plant symlinks that lead out of the site, or have the server run native code
 // from a cache file it did not write; and an in-place deploy that keeps size and mtime is
 // still seen. Each test starts its own Caddy (ownCaddy) on its own directory.
-
-// ownCaddy is a Caddy of this file's own, serving one site per name from <dir>/<name>.
-type ownCaddy struct {
-	proc *caddyProc
-	dir  string
-	urls map[string]string // site name -> base URL
-	stop func()
-}
-
-// startOwnCaddy starts Caddy with one site per entry of sites (name -> directives, where
-// $DIR stands for dir); each site's root is <dir>/<name>. It stops with the test, or
-// earlier through stop.
-func startOwnCaddy(t *testing.T, dir string, sites map[string]string) *ownCaddy {
-	t.Helper()
-	admin, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &ownCaddy{dir: dir, urls: map[string]string{}}
-	var cf strings.Builder
-	fmt.Fprintf(&cf, "{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n}\n", admin)
-	names := make([]string, 0, len(sites))
-	for name := range sites {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		port, err := freePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.urls[name] = fmt.Sprintf("http://127.0.0.1:%d", port)
-		body := strings.ReplaceAll(sites[name], "$DIR", dir)
-		fmt.Fprintf(&cf, "\n%s {\n\troot * %s\n%s\n}\n", c.urls[name], filepath.Join(dir, name), body)
-	}
-	c.proc, err = startCaddy(world.caddy, dir, cf.String(), fmt.Sprintf("127.0.0.1:%d", admin))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// caddyProc.Stop may run only once: it consumes the exit status.
-	c.stop = sync.OnceFunc(c.proc.Stop)
-	t.Cleanup(func() {
-		c.stop()
-		if t.Failed() {
-			t.Logf("--- caddy log (%s) ---\n%s", dir, c.proc.logs)
-		}
-	})
-	return c
-}
 
 // exitsWithin reports whether Caddy exits within d: after a failed exchange it may be on
 // its way down.
@@ -198,7 +148,7 @@ func TestGuestCannotControlFraming(t *testing.T) {
 	dir := t.TempDir()
 	copyFile(t, world.probe, filepath.Join(dir, "cgi", "index.wasm"))
 	copyFile(t, world.wcgi, filepath.Join(dir, "wcgi", "index.wasm"))
-	c := startOwnCaddy(t, dir, map[string]string{"cgi": "\twagi", "wcgi": "\twagi"})
+	c := startOwnCaddy(t, dir, "", map[string]string{"cgi": "\twagi", "wcgi": "\twagi"})
 	cgiModule := filepath.Join(dir, "cgi", "index.wasm")
 	wcgiModule := filepath.Join(dir, "wcgi", "index.wasm")
 
@@ -254,7 +204,7 @@ func TestGuestSymlinksStayBelowTheirDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(uploads, "sub", "file.txt"), "downward\n")
-	c := startOwnCaddy(t, dir, map[string]string{
+	c := startOwnCaddy(t, dir, "", map[string]string{
 		"links": "\twagi {\n\t\tmount $DIR/links/uploads /uploads rw\n\t}\n\tfile_server",
 	})
 	passwd, err := os.ReadFile("/etc/passwd")
@@ -368,7 +318,7 @@ func TestInPlaceDeployKeepingSizeAndMtimeIsSeen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := startOwnCaddy(t, dir, map[string]string{"deploy": "\twagi"})
+	c := startOwnCaddy(t, dir, "", map[string]string{"deploy": "\twagi"})
 	if r := get(t, c.urls["deploy"]+"/"); r.status != 200 || string(r.body) != versions[0].body {
 		t.Fatalf("first version: %d %q", r.status, r.body)
 	}
@@ -468,7 +418,7 @@ func TestDiskCacheIsVerified(t *testing.T) {
 	copyFile(t, world.probe, filepath.Join(primed, "site", "a.wasm"))
 	copyFile(t, world.hello, filepath.Join(primed, "site", "b.wasm"))
 	site := "\twagi {\n\t\tcache_dir $DIR/cache\n\t}"
-	c := startOwnCaddy(t, primed, map[string]string{"site": site})
+	c := startOwnCaddy(t, primed, "", map[string]string{"site": site})
 	if r := get(t, c.urls["site"]+"/a.wasm"); r.status != 200 || !strings.HasPrefix(string(r.body), "probe ") {
 		t.Fatalf("A: %d %q", r.status, r.body)
 	}
@@ -508,7 +458,7 @@ func TestDiskCacheIsVerified(t *testing.T) {
 	t.Run("another module's code under A's name is not run", func(t *testing.T) {
 		dir, aCache, bCache, aModule := fresh(t)
 		copyFile(t, bCache, aCache)
-		c := startOwnCaddy(t, dir, map[string]string{"site": site})
+		c := startOwnCaddy(t, dir, "", map[string]string{"site": site})
 		serveA(t, c)
 		if !c.proc.logs.WaitFor(10*time.Second, rejected(aModule)...) {
 			t.Error("no log line about the rejected cache file")
@@ -524,7 +474,7 @@ func TestDiskCacheIsVerified(t *testing.T) {
 		if err := os.WriteFile(aCache, code, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		c := startOwnCaddy(t, dir, map[string]string{"site": site})
+		c := startOwnCaddy(t, dir, "", map[string]string{"site": site})
 		serveA(t, c)
 		if !c.proc.logs.WaitFor(10*time.Second, rejected(aModule)...) {
 			t.Error("no log line about the rejected cache file")
@@ -534,7 +484,7 @@ func TestDiskCacheIsVerified(t *testing.T) {
 
 	t.Run("a cache file truncated while in use", func(t *testing.T) {
 		dir, aCache, _, aModule := fresh(t)
-		c := startOwnCaddy(t, dir, map[string]string{"site": site})
+		c := startOwnCaddy(t, dir, "", map[string]string{"site": site})
 		serveA(t, c)
 		fromCache := []string{"module ready from disk cache", `"module":"` + aModule + `"`}
 		if !c.proc.logs.WaitFor(10*time.Second, fromCache...) {
@@ -568,7 +518,7 @@ func TestDiskCacheIsVerified(t *testing.T) {
 		if err := os.Chtimes(bCache, longAgo, longAgo); err != nil {
 			t.Fatal(err)
 		}
-		c := startOwnCaddy(t, dir, map[string]string{"site": "\twagi {\n\t\tcache_dir $DIR/cache\n\t\tcache_max_age 1h\n\t}"})
+		c := startOwnCaddy(t, dir, "", map[string]string{"site": "\twagi {\n\t\tcache_dir $DIR/cache\n\t\tcache_max_age 1h\n\t}"})
 		serveA(t, c)
 		// The housekeeper prunes a cache directory on its first sweep after first use.
 		if !c.proc.logs.WaitFor(15*time.Second, "pruned 1 unused files from the module cache "+filepath.Join(dir, "cache")) {

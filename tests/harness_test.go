@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,14 +52,31 @@ func buildGuest(moduleDir, pkg, out string) error {
 	return nil
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// handedOut holds the ports freePort has returned: the OS may offer a port again once its
+// probe listener is closed, and two sites on one port make Caddy refuse the config.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePort returns a loopback port that was free a moment ago and that it has not returned
+// before.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		handedOut.Lock()
+		fresh := !handedOut.ports[port]
+		handedOut.ports[port] = true
+		handedOut.Unlock()
+		if fresh {
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // logBuffer collects a process's output and lets tests wait for a line.
@@ -371,4 +389,56 @@ func expectEnv(t testing.TB, env, want map[string]string) {
 			t.Errorf("%s = %q, want %q", k, env[k], v)
 		}
 	}
+}
+
+// ownCaddy is a Caddy of one test's own, serving one site per name from <dir>/<name>.
+type ownCaddy struct {
+	proc *caddyProc
+	dir  string
+	urls map[string]string // site name -> base URL
+	// config is the Caddyfile it runs, for reloads.
+	config string
+	stop   func()
+}
+
+// startOwnCaddy starts Caddy with global (more lines for the global options block, or "")
+// and one site per entry of sites (name -> directives, where $DIR stands for dir); each
+// site's root is <dir>/<name>. It stops with the test, or earlier through stop.
+func startOwnCaddy(t *testing.T, dir, global string, sites map[string]string) *ownCaddy {
+	t.Helper()
+	admin, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &ownCaddy{dir: dir, urls: map[string]string{}}
+	var cf strings.Builder
+	fmt.Fprintf(&cf, "{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n%s}\n", admin, global)
+	names := make([]string, 0, len(sites))
+	for name := range sites {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.urls[name] = fmt.Sprintf("http://127.0.0.1:%d", port)
+		body := strings.ReplaceAll(sites[name], "$DIR", dir)
+		fmt.Fprintf(&cf, "\n%s {\n\troot * %s\n%s\n}\n", c.urls[name], filepath.Join(dir, name), body)
+	}
+	c.config = cf.String()
+	c.proc, err = startCaddy(world.caddy, dir, c.config, fmt.Sprintf("127.0.0.1:%d", admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// caddyProc.Stop may run only once: it consumes the exit status.
+	c.stop = sync.OnceFunc(c.proc.Stop)
+	t.Cleanup(func() {
+		c.stop()
+		if t.Failed() {
+			t.Logf("--- caddy log (%s) ---\n%s", dir, c.proc.logs)
+		}
+	})
+	return c
 }
