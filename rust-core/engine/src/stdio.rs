@@ -20,8 +20,8 @@ use crate::cgi_output::CgiOutput;
 use crate::host::{Host, LogLevel};
 use crate::locks::lock;
 
-/// Largest read or write the guest is offered at once.
-const MAX_IO: usize = 64 << 10;
+/// Largest read or write a guest is offered at once, per-request or long-lived.
+pub const MAX_IO: usize = 64 << 10;
 /// How much stderr one request may log; the rest is dropped with a note.
 pub const STDERR_CAP: usize = 64 << 10;
 

@@ -20,6 +20,36 @@ pub use linkers::Linkers;
 /// The module the replaced WASI functions are imported from.
 const WASI: &str = "wasi_snapshot_preview1";
 
+/// The WASI preview1 errnos the replaced functions answer with.
+mod errno {
+    pub const SUCCESS: i32 = 0;
+    pub const AGAIN: i32 = 6;
+    pub const FAULT: i32 = 21;
+    pub const ILSEQ: i32 = 25;
+    /// The guest sees "operation not permitted".
+    pub const PERM: i32 = 63;
+}
+
+/// Little-endian words in guest memory at a guest address; `None` when out of bounds
+/// (the caller answers `errno::FAULT`).
+fn read_u32(data: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(
+        data.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+fn read_u64(data: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(
+        data.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
+}
+
+fn write_u32(data: &mut [u8], at: usize, value: u32) -> Option<()> {
+    data.get_mut(at..at.checked_add(4)?)?
+        .copy_from_slice(&value.to_le_bytes());
+    Some(())
+}
+
 pub struct GuestState {
     pub wasi: WasiP1Ctx,
     pub limiter: GuestLimiter,

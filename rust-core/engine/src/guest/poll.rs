@@ -13,7 +13,7 @@ use wasmtime::{Caller, Linker, Trap};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
 use wasmtime_wasi::runtime::in_tokio;
 
-use super::{exported_memory, GuestState, WASI};
+use super::{errno, exported_memory, read_u64, write_u32, GuestState, WASI};
 
 /// Wraps `poll_oneoff` so a guest waiting in it is stopped at its request's deadline or when
 /// its client goes away; long-lived (WCGI) instances, which have no watch, wait as before.
@@ -60,11 +60,6 @@ const SUBSCRIPTION_LEN: usize = 48;
 const EVENT_LEN: usize = 32;
 const TAG_CLOCK: u8 = 0;
 const SUBCLOCK_ABSTIME: u16 = 1;
-const ERRNO_FAULT: i32 = 21;
-
-fn read_u64(data: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(data.get(at..at + 8)?.try_into().ok()?))
-}
 
 /// The timeout of a `poll_oneoff` that only sleeps: one subscription, a relative clock.
 fn lone_relative_sleep(data: &[u8], subs: i32, nsubs: i32) -> Option<Duration> {
@@ -93,7 +88,7 @@ fn sleep_bounded(
         }
     })?;
     let Some(userdata) = read_u64(data, subs as u32 as usize) else {
-        return Ok(ERRNO_FAULT);
+        return Ok(errno::FAULT);
     };
     let mut event = [0u8; EVENT_LEN];
     event[..8].copy_from_slice(&userdata.to_le_bytes());
@@ -101,13 +96,11 @@ fn sleep_bounded(
     event[16..24].copy_from_slice(&1u64.to_le_bytes());
     let at = events as u32 as usize;
     let Some(slot) = data.get_mut(at..at + EVENT_LEN) else {
-        return Ok(ERRNO_FAULT);
+        return Ok(errno::FAULT);
     };
     slot.copy_from_slice(&event);
-    let at = nevents as u32 as usize;
-    let Some(count) = data.get_mut(at..at + 4) else {
-        return Ok(ERRNO_FAULT);
-    };
-    count.copy_from_slice(&1u32.to_le_bytes());
-    Ok(0)
+    if write_u32(data, nevents as u32 as usize, 1).is_none() {
+        return Ok(errno::FAULT);
+    }
+    Ok(errno::SUCCESS)
 }

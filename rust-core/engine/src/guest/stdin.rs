@@ -8,12 +8,9 @@ use wasmtime::{Caller, Linker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
 use wasmtime_wasi::runtime::in_tokio;
 
-use super::{exported_memory, GuestState, WASI};
+use super::{errno, exported_memory, read_u32, write_u32, GuestState, WASI};
 use crate::pipe::{Inbox, Take};
 
-const ERRNO_SUCCESS: i32 = 0;
-const ERRNO_AGAIN: i32 = 6;
-const ERRNO_FAULT: i32 = 21;
 const FDFLAGS_NONBLOCK: u16 = 1 << 2;
 
 /// Replaces `fd_read` and `fd_fdstat_get` in `linker` for fd 0 (see the module docs);
@@ -56,17 +53,17 @@ pub fn shadow_stdin(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
             let (data, state) = memory.data_and_store_mut(&mut caller);
             let mut guest = wiggle::GuestMemory::Unshared(&mut *data);
             let errno = in_tokio(p1::fd_fdstat_get(&mut state.wasi, &mut guest, fd, stat))?;
-            if fd != 0 || errno != ERRNO_SUCCESS {
+            if fd != 0 || errno != errno::SUCCESS {
                 return Ok(errno);
             }
             // fdstat: filetype u8 at 0, fs_flags u16 at 2.
             let at = stat as u32 as usize + 2;
             let Some(flags) = data.get_mut(at..at + 2) else {
-                return Ok(ERRNO_FAULT);
+                return Ok(errno::FAULT);
             };
             let value = u16::from_le_bytes([flags[0], flags[1]]) | FDFLAGS_NONBLOCK;
             flags.copy_from_slice(&value.to_le_bytes());
-            Ok(ERRNO_SUCCESS)
+            Ok(errno::SUCCESS)
         },
     )?;
     Ok(())
@@ -75,19 +72,16 @@ pub fn shadow_stdin(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
 /// `fd_read(0, iovs, iovs_len, nread)` against the inbox: EAGAIN when empty, 0 bytes at
 /// the end of input.
 fn read_stdin(inbox: &Inbox, data: &mut [u8], iovs: i32, iovs_len: i32, nread: i32) -> i32 {
-    let word = |data: &[u8], at: usize| -> Option<usize> {
-        let b = data.get(at..at + 4)?;
-        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-    };
+    let word = |data: &[u8], at: usize| read_u32(data, at).map(|w| w as usize);
     let mut total = 0usize;
     let mut ended = false;
     for i in 0..iovs_len.max(0) as usize {
         let at = iovs as u32 as usize + i * 8;
         let (Some(buf), Some(len)) = (word(data, at), word(data, at + 4)) else {
-            return ERRNO_FAULT;
+            return errno::FAULT;
         };
         let Some(out) = data.get_mut(buf..buf.saturating_add(len)) else {
-            return ERRNO_FAULT;
+            return errno::FAULT;
         };
         match inbox.take(out) {
             Take::Bytes(n) if n == len => total += n,
@@ -103,14 +97,10 @@ fn read_stdin(inbox: &Inbox, data: &mut [u8], iovs: i32, iovs_len: i32, nread: i
         }
     }
     if total == 0 && !ended {
-        return ERRNO_AGAIN;
+        return errno::AGAIN;
     }
-    let at = nread as u32 as usize;
-    match data.get_mut(at..at + 4) {
-        Some(slot) => {
-            slot.copy_from_slice(&(total as u32).to_le_bytes());
-            ERRNO_SUCCESS
-        }
-        None => ERRNO_FAULT,
+    match write_u32(data, nread as u32 as usize, total as u32) {
+        Some(()) => errno::SUCCESS,
+        None => errno::FAULT,
     }
 }

@@ -13,12 +13,7 @@ use wasmtime::{Caller, Linker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
 use wasmtime_wasi::runtime::in_tokio;
 
-use super::{exported_memory, GuestState, WASI};
-
-/// WASI errno `perm`: the guest sees "operation not permitted".
-const ERRNO_PERM: i32 = 63;
-const ERRNO_FAULT: i32 = 21;
-const ERRNO_ILSEQ: i32 = 25;
+use super::{errno, exported_memory, GuestState, WASI};
 
 /// True for a target that stays below the link's directory.
 pub fn target_stays_below(target: &str) -> bool {
@@ -46,13 +41,13 @@ pub fn restrict_symlinks(linker: &mut Linker<GuestState>) -> wasmtime::Result<()
             let start = old_ptr as u32 as usize;
             let Some(target) = data.get(start..start.saturating_add(old_len as u32 as usize))
             else {
-                return Ok(ERRNO_FAULT);
+                return Ok(errno::FAULT);
             };
             let Ok(target) = std::str::from_utf8(target) else {
-                return Ok(ERRNO_ILSEQ);
+                return Ok(errno::ILSEQ);
             };
             if !target_stays_below(target) {
-                return Ok(ERRNO_PERM);
+                return Ok(errno::PERM);
             }
             let mut guest = wiggle::GuestMemory::Unshared(data);
             in_tokio(p1::path_symlink(

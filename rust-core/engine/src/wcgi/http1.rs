@@ -4,12 +4,12 @@
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::cgi_env;
+use crate::cgi_response::MAX_HEAD;
 use crate::failure::{Failure, FailureKind};
 use crate::host::Host;
 use crate::request::{HttpFacts, RunSpec};
 use crate::response_fields::ResponseHead;
 
-const MAX_HEAD: usize = 64 << 10;
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",

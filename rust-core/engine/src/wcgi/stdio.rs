@@ -16,6 +16,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdinStream, StdoutStream};
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
 use crate::pipe::{Inbox, StdoutBacklog, Take, STDOUT_CAP};
+use crate::stdio::MAX_IO;
 
 /// The guest's stdin as a WASI stream: reads never wait; readiness is the inbox's.
 #[derive(Clone)]
@@ -45,7 +46,7 @@ impl Pollable for InboxStdin {
 
 impl InputStream for InboxStdin {
     fn read(&mut self, size: usize) -> StreamResult<Bytes> {
-        let mut buf = vec![0u8; size.min(64 << 10)];
+        let mut buf = vec![0u8; size.min(MAX_IO)];
         match self.0.take(&mut buf) {
             Take::Bytes(n) => {
                 buf.truncate(n);
@@ -123,7 +124,7 @@ impl OutputStream for ChannelStdout {
         Ok(())
     }
     fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(64 << 10)
+        Ok(MAX_IO)
     }
 }
 
