@@ -99,10 +99,12 @@ type Handler struct {
 	// at its own path unless a mount places something there.
 	Mounts []Mount `json:"mounts,omitempty"`
 
-	engine     *engine.Engine
-	site       *engine.Site
-	logger     *zap.Logger
-	envHasRepl bool
+	engine *engine.Engine
+	site   *engine.Site
+	logger *zap.Logger
+	// requestEnv are the Env keys whose values hold placeholders, sorted: those the
+	// request record carries; the others are the site's.
+	requestEnv []string
 	serverSoft string
 	slots      engine.Slots
 	warmed     *warmedRoots
@@ -180,11 +182,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionMounts(); err != nil {
 		return err
 	}
-	for _, v := range h.Env {
-		if strings.Contains(v, "{") {
-			h.envHasRepl = true
-		}
-	}
+	h.requestEnv = placeholderKeys(h.Env)
 	simple, _ := caddy.Version()
 	h.serverSoft = "Caddy/" + simple
 	h.slots = engine.NewSlots(h.MaxInstances)
@@ -197,7 +195,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionSite(); err != nil {
 		return err
 	}
-	if h.Precompile && !strings.Contains(h.Root, "{") {
+	if h.Precompile && !hasPlaceholder(h.Root) {
 		if root, err := filepath.Abs(h.Root); err == nil {
 			h.warmUp(root)
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -109,13 +108,9 @@ func (h *Handler) describe(rec *engine.Record, r *http.Request, repl *caddy.Repl
 	rec.Add(engine.FieldScriptName, s.name)
 	rec.Add(engine.FieldScriptFilename, s.filename)
 	rec.Add(engine.FieldPathInfo, s.pathInfo)
-	if h.envHasRepl {
-		// Values without placeholders are the site's; these depend on the request.
-		for k, v := range h.Env {
-			if strings.Contains(v, "{") {
-				rec.Add2(engine.FieldEnv, k, repl.ReplaceAll(v, ""))
-			}
-		}
+	// Values without placeholders are the site's; these depend on the request.
+	for _, k := range h.requestEnv {
+		rec.Add2(engine.FieldEnv, k, repl.ReplaceAll(h.Env[k], ""))
 	}
 	h.describeRootMount(rec, root)
 }

@@ -36,11 +36,11 @@ func (h *Handler) describeSite(rec *engine.Record) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if v := h.Env[k]; !strings.Contains(v, "{") {
+		if v := h.Env[k]; !hasPlaceholder(v) {
 			rec.Add2(engine.FieldEnv, k, v)
 		}
 	}
-	if h.envHasRepl {
+	if len(h.requestEnv) > 0 {
 		// Long-lived WCGI instances serve every visitor: they get the env evaluated without
 		// any request, so no placeholder carries one visitor's values to the others. Only
 		// global placeholders ({env.*}, {system.*}) are replaced, once, here.
@@ -65,4 +65,19 @@ func (h *Handler) describeSite(rec *engine.Record) {
 	rec.AddInt(engine.FieldKeepaliveMs, time.Duration(h.Keepalive).Milliseconds())
 	rec.Add(engine.FieldMode, h.Mode)
 	rec.AddInt(engine.FieldInstances, int64(h.Instances))
+}
+
+// hasPlaceholder reports whether a configured value holds a Caddy placeholder.
+func hasPlaceholder(v string) bool { return strings.Contains(v, "{") }
+
+// placeholderKeys are the keys of env whose values hold placeholders, sorted.
+func placeholderKeys(env map[string]string) []string {
+	var keys []string
+	for k, v := range env {
+		if hasPlaceholder(v) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
 }
