@@ -60,7 +60,7 @@ pub fn run(
     // Whatever went wrong once the deadline had passed (a body read or response write
     // the server cut short, the guest giving up on that) is the deadline's doing.
     if ending.is_err() && watch.past_deadline() {
-        return Err(timeout());
+        return Err(watch.ending());
     }
     ending
 }
@@ -127,11 +127,8 @@ fn classify(
         return Ok((exit.0 != 0).then_some(exit.0));
     }
     if let Some(Trap::Interrupt) = err.downcast_ref::<Trap>() {
-        // Interrupted by its watch: the deadline, or else the client left.
-        if watch.past_deadline() {
-            return Err(timeout());
-        }
-        return Err(Failure::new(FailureKind::ClientGone, "client went away"));
+        // Interrupted by its watch.
+        return Err(watch.ending());
     }
     if memory_denied {
         return Err(Failure::new(
@@ -146,10 +143,6 @@ fn classify(
         ));
     }
     Err(Failure::new(FailureKind::Trap, format!("{err:#}")))
-}
-
-fn timeout() -> Failure {
-    Failure::new(FailureKind::Timeout, "guest ran past its time limit")
 }
 
 fn first_line(err: &wasmtime::Error) -> String {

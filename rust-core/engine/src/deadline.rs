@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::failure::{Failure, FailureKind};
 use crate::host::Host;
 
 /// How often the epoch advances; a timeout fires within one tick of its deadline, and a
@@ -41,6 +42,15 @@ impl RequestWatch {
     /// request ended: the server's own deadline also ends the request's context.
     pub fn past_deadline(&self) -> bool {
         Instant::now() >= self.deadline
+    }
+
+    /// Why the request ended once the watch is over: the deadline, or else the client left.
+    pub fn ending(&self) -> Failure {
+        if self.past_deadline() {
+            Failure::new(FailureKind::Timeout, "guest ran past its time limit")
+        } else {
+            Failure::new(FailureKind::ClientGone, "client went away")
+        }
     }
 
     /// Waits until [`RequestWatch::over`] holds.

@@ -51,7 +51,7 @@ pub fn handle(
             format!("the WCGI instance already has {MAX_STREAMS} requests in flight"),
         ));
     }
-    let result = relay::relay(&instance, spec, host.as_ref());
+    let result = relay::relay(&instance, spec, host);
     instance.inflight.fetch_sub(1, Ordering::SeqCst);
     if result
         .as_ref()
