@@ -64,6 +64,7 @@ http://127.0.0.1:%[3]d {
 		deadlineCaddy.long = fmt.Sprintf("127.0.0.1:%d", ports[2])
 		deadlineCaddy.proc, deadlineCaddy.err = startCaddy(world.caddy, dir, cf, fmt.Sprintf("127.0.0.1:%d", ports[0]))
 		if deadlineCaddy.err == nil {
+			stopAfterTests(deadlineCaddy.proc)
 			// Compiles the probe once, outside any measured request.
 			get(t, "http://"+deadlineCaddy.short+"/?do=sleep&ms=1")
 		}

@@ -148,6 +148,29 @@ func containsAll(s string, subs []string) bool {
 	return true
 }
 
+// filewide holds the Caddies a test file shares between its tests (started on first use);
+// TestMain stops them when the tests are done, so none outlives `go test`.
+var filewide struct {
+	sync.Mutex
+	procs []*caddyProc
+}
+
+// stopAfterTests registers p to be stopped when all tests have run.
+func stopAfterTests(p *caddyProc) {
+	filewide.Lock()
+	filewide.procs = append(filewide.procs, p)
+	filewide.Unlock()
+}
+
+// stopFilewide stops the Caddies registered with stopAfterTests.
+func stopFilewide() {
+	filewide.Lock()
+	defer filewide.Unlock()
+	for _, p := range filewide.procs {
+		p.Stop()
+	}
+}
+
 // caddyProc is a running Caddy.
 type caddyProc struct {
 	cmd       *exec.Cmd

@@ -105,6 +105,7 @@ func run(m *testing.M) (int, error) {
 		return 1, err
 	}
 	defer world.proc.Stop()
+	defer stopFilewide()
 	code := m.Run()
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "--- caddy log ---\n%s\n", world.proc.logs)

@@ -59,6 +59,9 @@ func startBoundsCaddy(t *testing.T) {
 			fmt.Fprintf(&cf, "\nhttp://127.0.0.1:%d {\n\troot * %s\n\t%s\n}\n", port, root, block)
 		}
 		boundsCaddy.proc, boundsCaddy.err = startCaddy(world.caddy, boundsCaddy.dir, cf.String(), fmt.Sprintf("127.0.0.1:%d", admin))
+		if boundsCaddy.err == nil {
+			stopAfterTests(boundsCaddy.proc)
+		}
 	})
 	if boundsCaddy.err != nil {
 		t.Fatal(boundsCaddy.err)
