@@ -14,8 +14,9 @@ cargo fmt --all --check
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
 cargo test --release --locked --workspace
 
-step "include/wagi.h is current"
+step "include/wagi.h and its copy in the Go module are current; the Go module carries the LICENSE"
 scripts/gen-header.sh --check
+cmp LICENSE caddy-module/LICENSE
 
 step "build Caddy with the wagi handler"
 ./xcaddy.sh
@@ -33,3 +34,6 @@ done
 
 step "integration tests (real Caddy, real guests, loopback HTTP)"
 (cd tests && WAGI_CADDY="$PWD/../bin/caddy" go test -count=1 -timeout 30m -v ./...)
+
+step "install from a copy of caddy-module/ with only CGO_LDFLAGS, as a user outside this checkout"
+scripts/install-check.sh
