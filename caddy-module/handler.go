@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -95,6 +96,15 @@ type Handler struct {
 	// spread over them. Default: 1.
 	Instances int `json:"instances,omitempty"`
 
+	// Argv is the guest's argument list, argv[0] first; words may contain placeholders.
+	// It lets an interpreter built for WASI run a script: `python.wasm /app/main.py`.
+	// Default: the module's host path alone.
+	Argv []string `json:"argv,omitempty"`
+
+	// Entrypoint is the exported function a run starts at instead of `_start` (a module
+	// built as a WASI reactor is initialised with `_initialize` first). Default: `_start`.
+	Entrypoint string `json:"entrypoint,omitempty"`
+
 	// Mounts are host directories the guest may see. The site root is mounted read-only
 	// at its own path unless a mount places something there.
 	Mounts []Mount `json:"mounts,omitempty"`
@@ -105,11 +115,15 @@ type Handler struct {
 	// requestEnv are the Env keys whose values hold placeholders, sorted: those the
 	// request record carries; the others are the site's.
 	requestEnv []string
-	serverSoft string
-	slots      engine.Slots
-	warmed     *warmedRoots
-	loads      *singleLoad
-	background *background
+	// module is Module prepared for requests (placeholders).
+	module modulePath
+	// requestArgs is set when Argv holds placeholders: each request carries its own.
+	requestArgs bool
+	serverSoft  string
+	slots       engine.Slots
+	warmed      *warmedRoots
+	loads       *singleLoad
+	background  *background
 }
 
 // Defaults, documented on the fields above.
@@ -183,6 +197,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.requestEnv = placeholderKeys(h.Env)
+	h.module = newModulePath(h.Module)
+	h.requestArgs = slices.ContainsFunc(h.Argv, hasPlaceholder)
 	simple, _ := caddy.Version()
 	h.serverSoft = "Caddy/" + simple
 	h.slots = engine.NewSlots(h.MaxInstances)
@@ -217,6 +233,9 @@ func (h *Handler) Validate() error {
 	case "auto", "cgi", "wcgi":
 	default:
 		return fmt.Errorf("wagi: mode %q: want auto, cgi or wcgi", h.Mode)
+	}
+	if h.Entrypoint != "" && (hasPlaceholder(h.Entrypoint) || strings.ContainsAny(h.Entrypoint, " \t\x00")) {
+		return fmt.Errorf("wagi: entrypoint %q must name an exported function, without placeholders", h.Entrypoint)
 	}
 	if h.Index != indexOff && strings.ContainsRune(h.Index, filepath.Separator) && filepath.IsAbs(h.Index) {
 		return fmt.Errorf("wagi: index %q must be relative to the root", h.Index)
@@ -262,7 +281,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.Precompile {
 		h.warmUp(root)
 	}
-	target, act := h.resolve(root, r.URL.Path)
+	module, err := h.module.forRequest(repl)
+	if err != nil {
+		h.logger.Warn("no module for this request", zap.String("module", h.Module), zap.Error(err))
+		return caddyhttp.Error(http.StatusNotFound, fmt.Errorf("wagi: %w", err))
+	}
+	target, act := h.resolve(root, module, r.URL.Path)
 	switch act {
 	case actNext:
 		return next.ServeHTTP(w, r)

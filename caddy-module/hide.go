@@ -32,6 +32,7 @@ type HideModule struct {
 
 	logger *zap.Logger
 	base   string
+	module modulePath
 }
 
 // CaddyModule returns the Caddy module information.
@@ -48,7 +49,8 @@ func (h *HideModule) Provision(ctx caddy.Context) error {
 	if h.Root == "" {
 		h.Root = defaultRoot
 	}
-	h.base = filepath.Base(h.Module)
+	h.module = newModulePath(h.Module)
+	h.base = filepath.Base(h.module.path)
 	return nil
 }
 
@@ -64,15 +66,20 @@ func (h *HideModule) Validate() error {
 func (h *HideModule) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// Only a request whose last segment could name the module costs more than this
 	// comparison. Unicode folding here is wider than any file system's, and only filters.
-	if !strings.EqualFold(path.Base(r.URL.Path), h.base) {
+	if !h.module.varies && !strings.EqualFold(path.Base(r.URL.Path), h.base) {
 		return next.ServeHTTP(w, r)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	configured, err := h.module.forRequest(repl)
+	if err != nil {
+		// The wagi handler refuses this request's module too; nothing to hide.
+		return next.ServeHTTP(w, r)
+	}
 	root, err := siteRoot(repl, h.Root)
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
-	module := moduleFile(root, h.Module)
+	module := moduleFile(root, configured)
 	full := caddyhttp.SanitizedPathJoin(root, r.URL.Path)
 	if full != module && !sameFile(full, module) {
 		return next.ServeHTTP(w, r)

@@ -16,7 +16,7 @@ import (
 func TestHideModule(t *testing.T) {
 	root := siteTree(t, []string{"api.wasm", "other.txt", "sub/api.wasm"}, map[string]string{"alias": "."})
 	for _, module := range []string{"api.wasm", "./api.wasm", filepath.Join(root, "api.wasm")} {
-		h := &HideModule{Module: module, Root: root, logger: zap.NewNop(), base: filepath.Base(module)}
+		h := &HideModule{Module: module, Root: root, logger: zap.NewNop(), base: filepath.Base(module), module: newModulePath(module)}
 		for path, hidden := range map[string]bool{
 			"/api.wasm":          true,
 			"//api.wasm":         true,

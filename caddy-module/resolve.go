@@ -34,9 +34,10 @@ type script struct {
 // PHP scripts: split at a script extension, then directory index, then static file, then
 // the front controller. Nothing a symlink places outside the root runs or passes on as a
 // file of the site.
-func (h *Handler) resolve(root, reqPath string) (script, action) {
-	if h.Module != "" {
-		return h.fixedModule(root, reqPath)
+// module is the configured module for this request, if any (see modulePath).
+func (h *Handler) resolve(root, module, reqPath string) (script, action) {
+	if module != "" {
+		return fixedModule(root, module, reqPath)
 	}
 	s, act, named := h.splitScript(root, reqPath)
 	if act != actNext {
@@ -114,8 +115,8 @@ func (h *Handler) indexIn(root, dir string) (script, action) {
 
 // fixedModule is the script for a handler configured with one module. A module named
 // inside the root must stay there; one configured outside it is the admin's choice.
-func (h *Handler) fixedModule(root, reqPath string) (script, action) {
-	file := moduleFile(root, h.Module)
+func fixedModule(root, module, reqPath string) (script, action) {
+	file := moduleFile(root, module)
 	s := script{filename: file, name: "/" + filepath.Base(file), pathInfo: reqPath}
 	if !within(root, file) {
 		return s, actRun

@@ -41,7 +41,7 @@ type resolveCase struct {
 func checkResolve(t *testing.T, h *Handler, root string, cases []resolveCase) {
 	t.Helper()
 	for _, c := range cases {
-		s, act := h.resolve(root, c.path)
+		s, act := h.resolve(root, h.Module, c.path)
 		if act != c.act || s.name != c.name || s.pathInfo != c.pathInfo {
 			t.Errorf("%q: got %v %q %q, want %v %q %q", c.path, act, s.name, s.pathInfo, c.act, c.name, c.pathInfo)
 		}
@@ -75,10 +75,10 @@ func TestResolve(t *testing.T) {
 
 	// With split .php, a .wasm file is neither run nor served.
 	php := &Handler{Index: "index.php", SplitPath: []string{".php"}}
-	if _, act := php.resolve(root, "/raw/thing.wasm"); act != actForbidRaw {
+	if _, act := php.resolve(root, "", "/raw/thing.wasm"); act != actForbidRaw {
 		t.Errorf("raw .wasm with split .php: %v", act)
 	}
-	if s, act := php.resolve(root, "/app.php/x"); act != actRun || s.pathInfo != "/x" {
+	if s, act := php.resolve(root, "", "/app.php/x"); act != actRun || s.pathInfo != "/x" {
 		t.Errorf("/app.php/x: %v %q", act, s.pathInfo)
 	}
 
@@ -95,7 +95,7 @@ func TestResolve(t *testing.T) {
 		{"/api.wasm", actRun, "/api.wasm", ""},
 		{"/sub/", actNext, "", ""},
 	})
-	if s, _ := off.resolve(root, "/missing.wasm"); s.filename != filepath.Join(root, "missing.wasm") {
+	if s, _ := off.resolve(root, "", "/missing.wasm"); s.filename != filepath.Join(root, "missing.wasm") {
 		t.Errorf("missing module logged as %q", s.filename)
 	}
 }
@@ -148,7 +148,7 @@ func TestResolveSymlinksLeavingTheRoot(t *testing.T) {
 		filepath.Join(outside, "other.wasm"): actRun,
 	} {
 		h := &Handler{Module: module, Index: defaultIndex, SplitPath: []string{".wasm"}}
-		if _, act := h.resolve(root, "/x"); act != want {
+		if _, act := h.resolve(root, h.Module, "/x"); act != want {
 			t.Errorf("module %q: %v, want %v", module, act, want)
 		}
 	}
@@ -184,7 +184,7 @@ func FuzzResolve(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, reqPath string) {
 		for _, h := range handlers {
-			s, act := h.resolve(root, reqPath)
+			s, act := h.resolve(root, h.Module, reqPath)
 			if act != actRun || strings.HasSuffix(s.name, "/"+h.Index) && s.pathInfo == "" {
 				continue
 			}

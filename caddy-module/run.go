@@ -112,6 +112,7 @@ func (h *Handler) describe(rec *engine.Record, r *http.Request, repl *caddy.Repl
 	for _, k := range h.requestEnv {
 		rec.Add2(engine.FieldEnv, k, repl.ReplaceAll(h.Env[k], ""))
 	}
+	h.describeRequestArgs(rec, repl)
 	h.describeRootMount(rec, root)
 }
 

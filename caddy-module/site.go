@@ -49,6 +49,10 @@ func (h *Handler) describeSite(rec *engine.Record) {
 			rec.Add2(engine.FieldSiteEnv, k, global.ReplaceAll(h.Env[k], ""))
 		}
 	}
+	h.describeArgs(rec)
+	if h.Entrypoint != "" {
+		rec.Add(engine.FieldEntrypoint, h.Entrypoint)
+	}
 	for _, m := range h.Mounts {
 		field := engine.FieldMountRO
 		if m.Writable {
@@ -65,6 +69,32 @@ func (h *Handler) describeSite(rec *engine.Record) {
 	rec.AddInt(engine.FieldKeepaliveMs, time.Duration(h.Keepalive).Milliseconds())
 	rec.Add(engine.FieldMode, h.Mode)
 	rec.AddInt(engine.FieldInstances, int64(h.Instances))
+}
+
+// describeArgs adds the configured argv to the site: as it is, or, when it holds
+// placeholders, evaluated without any request for long-lived WCGI instances (each request
+// then carries its own, see describeRequestArgs).
+func (h *Handler) describeArgs(rec *engine.Record) {
+	if !h.requestArgs {
+		for _, a := range h.Argv {
+			rec.Add(engine.FieldArg, a)
+		}
+		return
+	}
+	global := caddy.NewReplacer()
+	for _, a := range h.Argv {
+		rec.Add(engine.FieldSiteArg, global.ReplaceAll(a, ""))
+	}
+}
+
+// describeRequestArgs adds argv evaluated for one request, when it holds placeholders.
+func (h *Handler) describeRequestArgs(rec *engine.Record, repl *caddy.Replacer) {
+	if !h.requestArgs {
+		return
+	}
+	for _, a := range h.Argv {
+		rec.Add(engine.FieldArg, repl.ReplaceAll(a, ""))
+	}
 }
 
 // hasPlaceholder reports whether a configured value holds a Caddy placeholder.

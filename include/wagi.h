@@ -185,6 +185,19 @@ enum wagi_field
    Decimal milliseconds a file in the cache directory may go unused before it is pruned.
    */
   WAGI_FIELD_CACHE_MAX_AGE_MS = 30,
+  /*
+   One argument of the guest (`argv`), in order; absent: the module's path alone.
+   */
+  WAGI_FIELD_ARG = 31,
+  /*
+   One argument evaluated without the request, for long-lived WCGI instances. Absent
+   when the `WAGI_FIELD_ARG` values hold no placeholders.
+   */
+  WAGI_FIELD_SITE_ARG = 32,
+  /*
+   The exported function a run starts at instead of `_start`.
+   */
+  WAGI_FIELD_ENTRYPOINT = 33,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum wagi_field wagi_field;

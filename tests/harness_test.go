@@ -42,8 +42,8 @@ func caddyBinary() (string, error) {
 }
 
 // buildGuest compiles a Go package to a wasip1 module.
-func buildGuest(moduleDir, pkg, out string) error {
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+func buildGuest(moduleDir, pkg, out string, flags ...string) error {
+	cmd := exec.Command("go", append(append([]string{"build"}, flags...), "-o", out, pkg)...)
 	cmd.Dir = moduleDir
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if b, err := cmd.CombinedOutput(); err != nil {

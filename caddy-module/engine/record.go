@@ -45,6 +45,9 @@ const (
 	FieldTrustedProxy   Field = C.WAGI_FIELD_TRUSTED_PROXY
 	FieldSiteEnv        Field = C.WAGI_FIELD_SITE_ENV
 	FieldCacheMaxAgeMs  Field = C.WAGI_FIELD_CACHE_MAX_AGE_MS
+	FieldArg            Field = C.WAGI_FIELD_ARG
+	FieldSiteArg        Field = C.WAGI_FIELD_SITE_ARG
+	FieldEntrypoint     Field = C.WAGI_FIELD_ENTRYPOINT
 )
 
 // Record is a request record under construction: tagged fields of length-prefixed strings,

@@ -11,7 +11,7 @@ use crate::cgi_output::CgiOutput;
 use crate::compile::LoadedModule;
 use crate::deadline::RequestWatch;
 use crate::failure::{Failure, FailureKind};
-use crate::guest::GuestState;
+use crate::guest::{entry, GuestState};
 use crate::host::Host;
 use crate::limiter::GuestLimiter;
 use crate::request::RunSpec;
@@ -32,6 +32,7 @@ pub fn run(
     let stderr = GuestStderr::new(host.clone());
     let wasi = crate::wasi_ctx::build(
         spec,
+        &spec.request_args(),
         &cgi_env::build(spec),
         GuestStdin::new(host.clone()),
         GuestStdout::new(output.clone()),
@@ -46,11 +47,12 @@ pub fn run(
     };
 
     let mut store = request_store(engine, state, watch.clone());
-    let result = module
-        .pre
-        .instantiate(&mut store)
-        .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
-        .and_then(|start| start.call(&mut store, ()));
+    let entrypoint = spec.entrypoint.as_deref();
+    let result = module.pre.instantiate(&mut store).and_then(|instance| {
+        let start = entry::entry(&mut store, &instance, entrypoint)?;
+        entry::initialize(&mut store, &instance, entrypoint)?;
+        start.call(&mut store, ())
+    });
     stderr.finish();
 
     let memory_denied = store.data().limiter.memory_denied;

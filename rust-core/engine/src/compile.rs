@@ -71,10 +71,12 @@ pub fn load(
         }
         Some(dir) => through_cache(engine, bytes, dir)?,
     };
-    if module.get_export("_start").is_none() {
+    // A command starts at `_start`; a reactor (`_initialize`) runs only with an
+    // `entrypoint`, which is checked when an instance starts (see guest/entry.rs).
+    if module.get_export("_start").is_none() && module.get_export("_initialize").is_none() {
         return Err(Failure::new(
             FailureKind::BadModule,
-            "module exports no _start function (not a WASI command)",
+            "module exports neither _start nor _initialize (not a WASI command or reactor)",
         ));
     }
     let pre = linker

@@ -116,10 +116,38 @@ pub struct RunSpec {
     /// The same configuration evaluated without the request, for long-lived WCGI instances
     /// that serve every visitor; `None` when `env` holds no per-request values.
     pub site_env: Option<Vec<(String, String)>>,
+    /// The guest's arguments as configured (`argv`), evaluated for this request; empty
+    /// means the default, the module's path alone.
+    pub args: Vec<String>,
+    /// The same arguments evaluated without the request, for long-lived WCGI instances;
+    /// `None` when `args` hold no per-request values.
+    pub site_args: Option<Vec<String>>,
+    /// The exported function run instead of `_start` (`entrypoint`); `None` is `_start`.
+    pub entrypoint: Option<String>,
     pub mounts: Vec<Mount>,
     pub limits: Limits,
     pub cache: CacheSettings,
     pub mode: Mode,
     /// Long-lived instances per module in WCGI mode (0 means 1).
     pub wcgi_instances: u32,
+}
+
+impl RunSpec {
+    /// The arguments of a guest run for this request.
+    pub fn request_args(&self) -> Vec<String> {
+        self.args_or_default(&self.args)
+    }
+
+    /// The arguments of a long-lived instance, which serves every visitor: never one
+    /// request's values.
+    pub fn instance_args(&self) -> Vec<String> {
+        self.args_or_default(self.site_args.as_ref().unwrap_or(&self.args))
+    }
+
+    fn args_or_default(&self, args: &[String]) -> Vec<String> {
+        if args.is_empty() {
+            return vec![self.module_path.to_string_lossy().into_owned()];
+        }
+        args.to_vec()
+    }
 }

@@ -7,10 +7,11 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use crate::failure::{Failure, FailureKind};
 use crate::request::RunSpec;
 
-/// Builds the guest's WASI context for `spec` with the given environment and stdio. Only
-/// the mounts in `spec` are visible; nothing of the host's environment is.
+/// Builds the guest's WASI context for `spec` with the given arguments, environment and
+/// stdio. Only the mounts in `spec` are visible; nothing of the host's environment is.
 pub fn build(
     spec: &RunSpec,
+    args: &[String],
     env: &[(String, String)],
     stdin: impl StdinStream + 'static,
     stdout: impl StdoutStream + 'static,
@@ -21,7 +22,7 @@ pub fn build(
     // instance's): faster than a hop to a blocking pool. The one blocking call that a
     // deadline must cut short, a plain sleep, is served by `guest/poll.rs`.
     wasi.allow_blocking_current_thread(true)
-        .arg(spec.module_path.to_string_lossy())
+        .args(args)
         .envs(env)
         .stdin(stdin)
         .stdout(stdout)

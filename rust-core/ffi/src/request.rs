@@ -71,12 +71,19 @@ pub enum wagi_field {
     WAGI_FIELD_SITE_ENV = 29,
     /// Decimal milliseconds a file in the cache directory may go unused before it is pruned.
     WAGI_FIELD_CACHE_MAX_AGE_MS = 30,
+    /// One argument of the guest (`argv`), in order; absent: the module's path alone.
+    WAGI_FIELD_ARG = 31,
+    /// One argument evaluated without the request, for long-lived WCGI instances. Absent
+    /// when the `WAGI_FIELD_ARG` values hold no placeholders.
+    WAGI_FIELD_SITE_ARG = 32,
+    /// The exported function a run starts at instead of `_start`.
+    WAGI_FIELD_ENTRYPOINT = 33,
 }
 
 impl wagi_field {
     fn from_u8(tag: u8) -> Option<Self> {
         use wagi_field::*;
-        const ALL: [wagi_field; 30] = [
+        const ALL: [wagi_field; 33] = [
             WAGI_FIELD_MODULE_PATH,
             WAGI_FIELD_METHOD,
             WAGI_FIELD_REQUEST_URI,
@@ -107,6 +114,9 @@ impl wagi_field {
             WAGI_FIELD_TRUSTED_PROXY,
             WAGI_FIELD_SITE_ENV,
             WAGI_FIELD_CACHE_MAX_AGE_MS,
+            WAGI_FIELD_ARG,
+            WAGI_FIELD_SITE_ARG,
+            WAGI_FIELD_ENTRYPOINT,
         ];
         ALL.into_iter().find(|f| *f as u8 == tag)
     }
@@ -227,6 +237,12 @@ fn apply(spec: &mut RunSpec, record: &[u8]) -> Result<(), Failure> {
             WAGI_FIELD_REMOTE_USER => spec.http.remote_user = r.string()?,
             WAGI_FIELD_TLS_CIPHER => spec.http.tls_cipher = Some(r.string()?),
             WAGI_FIELD_TRUSTED_PROXY => spec.http.trusted_proxy = r.number()? != 0,
+            WAGI_FIELD_ARG => spec.args.push(r.string()?),
+            WAGI_FIELD_SITE_ARG => spec
+                .site_args
+                .get_or_insert_with(Vec::new)
+                .push(r.string()?),
+            WAGI_FIELD_ENTRYPOINT => spec.entrypoint = Some(r.string()?),
             WAGI_FIELD_SITE_ENV => {
                 let key = r.string()?;
                 let value = r.string()?;
@@ -268,7 +284,14 @@ mod tests {
         put(&mut rec, WAGI_FIELD_TRUSTED_PROXY, &["1"]);
         put(&mut rec, WAGI_FIELD_ENV, &["WHO", "visitor"]);
         put(&mut rec, WAGI_FIELD_SITE_ENV, &["WHO", ""]);
+        put(&mut rec, WAGI_FIELD_ARG, &["python.wasm"]);
+        put(&mut rec, WAGI_FIELD_ARG, &["/app/main.py"]);
+        put(&mut rec, WAGI_FIELD_SITE_ARG, &["python.wasm"]);
+        put(&mut rec, WAGI_FIELD_ENTRYPOINT, &["serve"]);
         let spec = decode_request(&RunSpec::default(), &rec).unwrap();
+        assert_eq!(spec.request_args(), ["python.wasm", "/app/main.py"]);
+        assert_eq!(spec.instance_args(), ["python.wasm"]);
+        assert_eq!(spec.entrypoint.as_deref(), Some("serve"));
         assert_eq!(spec.module_path, PathBuf::from("/srv/index.wasm"));
         assert_eq!(spec.http.headers.len(), 2);
         assert_eq!(spec.http.content_length, Some(42));

@@ -168,6 +168,9 @@ func serve(w http.ResponseWriter, r *http.Request) {
 		ms, _ := strconv.Atoi(q.Get("ms"))
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 		fmt.Fprintln(w, "slept")
+	case "args":
+		// The guest's argv, for the argv option.
+		fmt.Fprintln(w, strings.Join(os.Args, "|"))
 	default:
 		fmt.Fprintf(w, "probe %s\n", r.URL.Path)
 	}

@@ -209,6 +209,10 @@ func routes() *http.ServeMux {
 		io.WriteString(conn, raw)
 	})
 	// /write writes text to the file at path, reporting the error if the sandbox refuses.
+	mux.HandleFunc("/args", func(w http.ResponseWriter, r *http.Request) {
+		// The instance's argv, for the argv option: never one visitor's values.
+		fmt.Fprintln(w, strings.Join(os.Args, "|"))
+	})
 	mux.HandleFunc("/write", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		if err := os.WriteFile(q.Get("path"), []byte(q.Get("text")), 0o644); err != nil {

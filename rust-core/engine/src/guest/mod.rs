@@ -2,6 +2,7 @@
 //! instantiated with ([`Linkers`]: WASI preview1 plus the host functions this crate
 //! replaces, one file each).
 
+pub mod entry;
 mod linkers;
 mod poll;
 mod stdin;

@@ -15,7 +15,7 @@ use super::stdio::{ChannelStdout, InboxStdin};
 use crate::cgi_env;
 use crate::compile::LoadedModule;
 use crate::failure::{Failure, FailureKind};
-use crate::guest::GuestState;
+use crate::guest::{entry, GuestState};
 use crate::host::{EngineLog, LogLevel};
 use crate::limiter::GuestLimiter;
 use crate::locks::lock;
@@ -106,9 +106,9 @@ impl Instance {
                     format!("cannot start WCGI instance: {e:#}"),
                 )
             })?;
-        let start = instance
-            .get_typed_func::<(), ()>(&mut store, "_start")
-            .map_err(|e| Failure::new(FailureKind::Internal, format!("no _start: {e:#}")))?;
+        let entrypoint = spec.entrypoint.clone();
+        let start = entry::entry(&mut store, &instance, entrypoint.as_deref())
+            .map_err(|e| Failure::new(FailureKind::BadModule, format!("{e:#}")))?;
         let ending = Ending {
             inbox: inbox.clone(),
             budget,
@@ -118,7 +118,8 @@ impl Instance {
         std::thread::Builder::new()
             .name("wagi-wcgi-guest".into())
             .spawn(move || {
-                let result = start.call(&mut store, ());
+                let result = entry::initialize(&mut store, &instance, entrypoint.as_deref())
+                    .and_then(|()| start.call(&mut store, ()));
                 ending.after(store, result);
             })
             .map_err(|e| Failure::new(FailureKind::Internal, format!("cannot spawn: {e}")))?;
@@ -147,6 +148,7 @@ fn instance_store(
     let env = cgi_env::instance(spec);
     let wasi = crate::wasi_ctx::build(
         spec,
+        &spec.instance_args(),
         &env,
         InboxStdin(inbox.clone()),
         stdout,
