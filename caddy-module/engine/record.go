@@ -45,6 +45,7 @@ const (
 	FieldTrustedProxy   Field = C.WAGI_FIELD_TRUSTED_PROXY
 	FieldSiteEnv        Field = C.WAGI_FIELD_SITE_ENV
 	FieldCacheMaxAgeMs  Field = C.WAGI_FIELD_CACHE_MAX_AGE_MS
+	FieldStderr         Field = C.WAGI_FIELD_STDERR
 )
 
 // Record is a request record under construction: tagged fields of length-prefixed strings,

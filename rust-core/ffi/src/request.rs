@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use wagi_core::{Failure, FailureKind, Mode, Mount, RunSpec};
+use wagi_core::{Failure, FailureKind, Mode, Mount, RunSpec, StderrMode};
 
 /// Field tags of the request record.
 #[repr(u8)]
@@ -71,12 +71,14 @@ pub enum wagi_field {
     WAGI_FIELD_SITE_ENV = 29,
     /// Decimal milliseconds a file in the cache directory may go unused before it is pruned.
     WAGI_FIELD_CACHE_MAX_AGE_MS = 30,
+    /// What becomes of the guest's stderr: `log` (default) or `discard`.
+    WAGI_FIELD_STDERR = 31,
 }
 
 impl wagi_field {
     fn from_u8(tag: u8) -> Option<Self> {
         use wagi_field::*;
-        const ALL: [wagi_field; 30] = [
+        const ALL: [wagi_field; 31] = [
             WAGI_FIELD_MODULE_PATH,
             WAGI_FIELD_METHOD,
             WAGI_FIELD_REQUEST_URI,
@@ -107,6 +109,7 @@ impl wagi_field {
             WAGI_FIELD_TRUSTED_PROXY,
             WAGI_FIELD_SITE_ENV,
             WAGI_FIELD_CACHE_MAX_AGE_MS,
+            WAGI_FIELD_STDERR,
         ];
         ALL.into_iter().find(|f| *f as u8 == tag)
     }
@@ -227,6 +230,13 @@ fn apply(spec: &mut RunSpec, record: &[u8]) -> Result<(), Failure> {
             WAGI_FIELD_REMOTE_USER => spec.http.remote_user = r.string()?,
             WAGI_FIELD_TLS_CIPHER => spec.http.tls_cipher = Some(r.string()?),
             WAGI_FIELD_TRUSTED_PROXY => spec.http.trusted_proxy = r.number()? != 0,
+            WAGI_FIELD_STDERR => {
+                spec.stderr = match r.string()?.as_str() {
+                    "log" => StderrMode::Log,
+                    "discard" => StderrMode::Discard,
+                    other => return Err(invalid(format!("stderr {other:?}"))),
+                }
+            }
             WAGI_FIELD_SITE_ENV => {
                 let key = r.string()?;
                 let value = r.string()?;
@@ -268,6 +278,7 @@ mod tests {
         put(&mut rec, WAGI_FIELD_TRUSTED_PROXY, &["1"]);
         put(&mut rec, WAGI_FIELD_ENV, &["WHO", "visitor"]);
         put(&mut rec, WAGI_FIELD_SITE_ENV, &["WHO", ""]);
+        put(&mut rec, WAGI_FIELD_STDERR, &["discard"]);
         let spec = decode_request(&RunSpec::default(), &rec).unwrap();
         assert_eq!(spec.module_path, PathBuf::from("/srv/index.wasm"));
         assert_eq!(spec.http.headers.len(), 2);
@@ -288,6 +299,7 @@ mod tests {
             spec.site_env,
             Some(vec![("WHO".to_string(), String::new())])
         );
+        assert_eq!(spec.stderr, StderrMode::Discard);
     }
 
     #[test]
