@@ -63,6 +63,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"wagi {\nmode fast\n}":      "bad mode",
 		"wagi {\ninstances 0\n}":    "bad instances",
 		"wagi {\nmount a b c d\n}":  "wrong argument count",
+		"wagi {\nstderr maybe\n}":   "bad stderr",
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))

@@ -181,7 +181,10 @@ func TestWCGIStderrIsCapped(t *testing.T) {
 	seconds := int(time.Since(started)/time.Second) + 1
 	logged := 0
 	for _, line := range strings.Split(boundsCaddy.proc.logs.String(), "\n") {
-		if _, text, ok := strings.Cut(line, "guest stderr (WCGI) "+module+": "); ok {
+		if !containsAll(line, []string{`"msg":"guest stderr"`, `"module":"` + module + `"`}) {
+			continue
+		}
+		if _, text, ok := strings.Cut(line, `"line":"`); ok {
 			logged += strings.Count(text, "x")
 		}
 	}
