@@ -34,7 +34,11 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	deadline, err := h.acquire(r, s)
 	waiting.Add(-1)
 	if err != nil {
-		out.fail("busy", http.StatusServiceUnavailable, err)
+		kind := "busy"
+		if r.Context().Err() != nil {
+			kind = "client_gone"
+		}
+		out.fail(kind, http.StatusServiceUnavailable, err)
 		return err
 	}
 	release := sync.OnceFunc(h.slots.Release)
@@ -65,7 +69,7 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 		zap.String("error", failure.Message),
 	}
 	if ex.tooLarge && !ex.headSent {
-		out.fail("body_too_large", http.StatusRequestEntityTooLarge, nil)
+		out.fail("body", http.StatusRequestEntityTooLarge, nil)
 		return h.bodyTooLarge(w, s)
 	}
 	if failure.Failure == engine.FailureClientGone {

@@ -17,7 +17,7 @@ import (
 // admin API under /wagi/, and structured engine logs.
 
 // startOpsCaddy runs a Caddy with metrics on, a CGI site (the probe) and a WCGI site; sites
-// adds more. Its modules share one disk cache, so each test's Caddy compiles nothing new.
+// adds more (those named wcgi* run the WCGI guest, the others the probe). Its modules share one disk cache, so each test's Caddy compiles nothing new.
 func startOpsCaddy(t *testing.T, sites map[string]string) *ownCaddy {
 	t.Helper()
 	dir := t.TempDir()
@@ -27,7 +27,7 @@ func startOpsCaddy(t *testing.T, sites map[string]string) *ownCaddy {
 	}
 	for name, body := range all {
 		guest := world.probe
-		if name == "wcgi" {
+		if strings.HasPrefix(name, "wcgi") {
 			guest = world.wcgi
 		}
 		copyFile(t, guest, filepath.Join(dir, name, "index.wasm"))
@@ -208,6 +208,10 @@ func TestAdminListsRestartsAndEvicts(t *testing.T) {
 	if len(after.Instances) != 1 || !after.Instances[0].StartedAt.After(started) {
 		t.Errorf("instance start time %v after restart, was %v", after.Instances, started)
 	}
+	_, text := adminCall(t, c, http.MethodGet, "/metrics")
+	if started, replaced := metricValue(text, "wagi_wcgi_instances_started_total"), metricValue(text, "wagi_wcgi_instances_replaced_total"); started != 2 || replaced != 1 {
+		t.Errorf("after a restart: %v instances started, %v replaced; want 2 and 1", started, replaced)
+	}
 	if status, _ := adminCall(t, c, http.MethodGet, "/wagi/restart"); status != http.StatusMethodNotAllowed {
 		t.Errorf("GET /wagi/restart: %d", status)
 	}
@@ -298,12 +302,24 @@ func TestStderrSubdirectiveAndWasiDebug(t *testing.T) {
 		"debugoff": body("\t\tenv WASI_DEBUG false"),
 		"debugon":  body("\t\tenv WASI_DEBUG true"),
 		"override": body("\t\tenv WASI_DEBUG false\n\t\tstderr log"),
+		// A long-lived instance's stderr, its start-up lines included.
+		"wcgiquiet": body("\t\tstderr discard"),
 	})
+	quiet := get(t, c.urls["wcgiquiet"]+"/stderr?msg=mark-wcgiquiet")
+	if mode, _ := instanceOf(t, c.urls["wcgiquiet"]); quiet.status != 200 || mode != "wcgi" {
+		t.Fatalf("wcgiquiet: %d, mode %q", quiet.status, mode)
+	}
 	for _, name := range []string{"discard", "debugoff", "debugon", "override", "cgi"} {
 		get(t, c.urls[name]+"/?do=stderr&msg=mark-"+name)
 	}
 	// Lines reach the log in order: once the last site's is in, the others would be too.
 	c.proc.logs.WaitFor(10*time.Second, "probe says mark-cgi")
+	quietModule := filepath.Join(c.dir, "wcgiquiet", "index.wasm")
+	for _, l := range logLines(c, "guest stderr") {
+		if l.Module == quietModule {
+			t.Errorf("the WCGI site with stderr discard logged %q", l.Line)
+		}
+	}
 	for name, want := range map[string]int{"discard": 0, "debugoff": 0, "debugon": 1, "override": 1, "cgi": 1} {
 		if n := len(logLines(c, "probe says mark-"+name)); n != want {
 			t.Errorf("site %s: %d stderr lines logged, want %d", name, n, want)
