@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use wasmtime::Linker;
 
-use crate::compile::LoadedModule;
-use crate::compile::Source;
+use crate::compile::{LoadedModule, Source};
 use crate::disk_cache::CacheDirs;
 use crate::failure::{Failure, FailureKind};
 use crate::guest::{GuestState, Linkers};
