@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/caddy-wagi/caddy-wagi/caddy-module/engine"
 )
@@ -59,7 +60,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision sets defaults and acquires the engine for these settings.
-func (a *App) Provision(_ caddy.Context) error {
+func (a *App) Provision(ctx caddy.Context) error {
 	if a.InstanceSlots == 0 {
 		a.InstanceSlots = defaultInstanceSlots
 	}
@@ -83,14 +84,36 @@ func (a *App) Provision(_ caddy.Context) error {
 		cfg.Slots, cfg.WCGIInstances, cfg.MemoryCeiling, cfg.CompileConcurrency)
 	// The engine may outlive this config and its logger: log through the default logger
 	// of the moment.
-	cfg.Log = func(level engine.LogLevel, msg string) { logAt(caddy.Log().Named("wagi"), level, msg) }
+	cfg.Log = logEngineLine
 	e, _, err := engines.LoadOrNew(a.key, func() (caddy.Destructor, error) { return engine.New(cfg) })
 	if err != nil {
 		a.key = ""
 		return fmt.Errorf("wagi: creating engine: %w", err)
 	}
 	a.engine = e.(*engine.Engine)
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("wagi: registering metrics: %w", err)
+	}
 	return nil
+}
+
+// logEngineLine logs a line of the engine's own (no request) with the module and site it
+// is about, through the default logger of the moment: the engine may outlive this config
+// and its logger.
+func logEngineLine(level engine.LogLevel, msg string, f engine.LogFields) {
+	var fields []zap.Field
+	if f.Module != "" {
+		fields = append(fields, zap.String("module", f.Module))
+	}
+	if f.Site != "" {
+		fields = append(fields, zap.String("site", f.Site))
+	}
+	logger := caddy.Log().Named("wagi")
+	if level == engine.LogGuestStderr {
+		logger.Info("guest stderr", append(fields, zap.String("line", msg))...)
+		return
+	}
+	logAt(logger, level, msg, fields...)
 }
 
 // Validate checks the settings.
@@ -113,12 +136,20 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// Start does nothing: the engine starts with Provision, and requests reach it through
-// the handlers.
-func (a *App) Start() error { return nil }
+// Start makes this config's engine the one the admin API and the metrics report on; the
+// engine itself starts with Provision, and requests reach it through the handlers.
+func (a *App) Start() error {
+	running.Store(a)
+	return nil
+}
 
-// Stop does nothing: the engine outlives a reload, and is freed by Cleanup.
-func (a *App) Stop() error { return nil }
+// Stop lets the admin API and the metrics go of this config's engine, unless a newer
+// config took them already (Caddy starts the new config before stopping the old). The
+// engine outlives a reload, and is freed by Cleanup.
+func (a *App) Stop() error {
+	running.CompareAndSwap(a, nil)
+	return nil
+}
 
 // Cleanup releases this config's use of the engine; the last use frees it, after the
 // calls into it still running have returned.

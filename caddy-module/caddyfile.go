@@ -72,7 +72,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 
 // subdirectives lists what may appear inside a `wagi { }` block.
 var subdirectives = []string{"root", "index", "split", "env", "timeout", "memory", "max_wait",
-	"max_body", "max_instances", "cache_dir", "cache_max_age", "keepalive", "precompile", "mount", "mode", "instances", "argv", "entrypoint"}
+	"max_body", "max_instances", "cache_dir", "cache_max_age", "keepalive", "precompile", "mount", "mode", "instances", "argv", "entrypoint", "stderr"}
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
@@ -95,6 +95,7 @@ var subdirectives = []string{"root", "index", "split", "env", "timeout", "memory
 //	    instances <n>
 //	    argv <arg0> [<args...>]
 //	    entrypoint <function>
+//	    stderr log|discard
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -191,6 +192,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if h.Mode != "auto" && h.Mode != "cgi" && h.Mode != "wcgi" {
 				return d.Errf("bad mode %q: want auto, cgi or wcgi", h.Mode)
+			}
+		case "stderr":
+			if !d.AllArgs(&h.Stderr) {
+				return d.ArgErr()
+			}
+			if h.Stderr != stderrLog && h.Stderr != stderrDiscard {
+				return d.Errf("bad stderr %q: want log or discard", h.Stderr)
 			}
 		case "cache_dir":
 			if !d.AllArgs(&h.CacheDir) {

@@ -70,6 +70,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"wagi {\nmount a b c d\n}":  "wrong argument count",
 		"wagi {\nargv\n}":           "wrong argument count",
 		"wagi {\nentrypoint a b\n}": "wrong argument count",
+		"wagi {\nstderr maybe\n}":   "bad stderr",
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))

@@ -13,12 +13,16 @@ import (
 
 // exchange connects one running guest to Caddy's request and response.
 type exchange struct {
-	w        http.ResponseWriter
-	r        *http.Request
-	rc       *http.ResponseController
-	logger   *zap.Logger
-	module   string
+	w      http.ResponseWriter
+	r      *http.Request
+	rc     *http.ResponseController
+	logger *zap.Logger
+	module string
+	// site is the site root, logged with the module.
+	site     string
 	headSent bool
+	// status is what the guest's head said, once sent.
+	status int
 	// maxBody is the body size allowed; reads past it fail and set tooLarge.
 	maxBody  int64
 	bodyRead int64
@@ -74,6 +78,7 @@ func (e *exchange) WriteHead(status int, body []byte, flush bool) bool {
 		return false
 	}
 	e.headSent = true
+	e.status = status
 	if e.onWire {
 		e.streamRestOfBody()
 	}
@@ -100,12 +105,12 @@ func (e *exchange) WriteBody(p []byte, flush bool) bool {
 }
 
 func (e *exchange) Log(level engine.LogLevel, msg string) {
-	module := zap.String("module", e.module)
+	module, site := zap.String("module", e.module), zap.String("site", e.site)
 	if level == engine.LogGuestStderr {
-		e.logger.Info("guest stderr", module, zap.String("line", msg))
+		e.logger.Info("guest stderr", module, site, zap.String("line", msg))
 		return
 	}
-	logAt(e.logger, level, msg, module)
+	logAt(e.logger, level, msg, module, site)
 }
 
 // logAt logs msg at the engine's level.

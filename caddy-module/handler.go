@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -105,6 +106,12 @@ type Handler struct {
 	// built as a WASI reactor is initialised with `_initialize` first). Default: `_start`.
 	Entrypoint string `json:"entrypoint,omitempty"`
 
+	// Stderr is what becomes of the guest's stderr: `log` (each line logged at info
+	// level, up to 64 KiB per request, or per second for a WCGI instance) or `discard`.
+	// Default: log, unless `env WASI_DEBUG` is set: then, as in go-wagi, only a true value
+	// (1, t, true) logs.
+	Stderr string `json:"stderr,omitempty"`
+
 	// Mounts are host directories the guest may see. The site root is mounted read-only
 	// at its own path unless a mount places something there.
 	Mounts []Mount `json:"mounts,omitempty"`
@@ -137,6 +144,8 @@ const (
 	defaultKeep    = 10 * time.Minute
 	defaultMaxAge  = 30 * 24 * time.Hour
 	cacheOff       = "off"
+	stderrLog      = "log"
+	stderrDiscard  = "discard"
 	indexOff       = "off"
 )
 
@@ -187,6 +196,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Instances == 0 {
 		h.Instances = 1
 	}
+	if h.Stderr == "" {
+		h.Stderr = defaultStderr(h.Env)
+	}
 	if h.Keepalive == 0 {
 		h.Keepalive = caddy.Duration(defaultKeep)
 	}
@@ -236,6 +248,9 @@ func (h *Handler) Validate() error {
 	}
 	if h.Entrypoint != "" && (hasPlaceholder(h.Entrypoint) || strings.ContainsAny(h.Entrypoint, " \t\x00")) {
 		return fmt.Errorf("wagi: entrypoint %q must name an exported function, without placeholders", h.Entrypoint)
+	}
+	if h.Stderr != stderrLog && h.Stderr != stderrDiscard {
+		return fmt.Errorf("wagi: stderr %q: want log or discard", h.Stderr)
 	}
 	if h.Index != indexOff && strings.ContainsRune(h.Index, filepath.Separator) && filepath.IsAbs(h.Index) {
 		return fmt.Errorf("wagi: index %q must be relative to the root", h.Index)
@@ -307,6 +322,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	return h.run(w, r, repl, root, target)
+}
+
+// defaultStderr is what a site without `stderr` does with guest stderr: log it, unless
+// its env sets WASI_DEBUG (go-wagi's switch), which logs it only when true.
+func defaultStderr(env map[string]string) string {
+	v, ok := env["WASI_DEBUG"]
+	if !ok {
+		return stderrLog
+	}
+	if on, err := strconv.ParseBool(v); err == nil && on {
+		return stderrLog
+	}
+	return stderrDiscard
 }
 
 // siteRoot is the absolute site root for a request: root with its placeholders replaced,

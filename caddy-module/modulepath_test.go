@@ -15,7 +15,7 @@ func TestModulePathPlaceholders(t *testing.T) {
 	set := func(v string) { repl.Set("http.vars.tenant", v) }
 	for _, c := range []struct {
 		configured, tenant, want string
-		varies, fails          bool
+		varies, fails            bool
 	}{
 		{configured: "api.wasm", want: "api.wasm"},
 		{configured: "{env.WAGI_TEST_MODULE}", want: "/opt/mods/api.wasm"},

@@ -20,15 +20,25 @@ var records = sync.Pool{New: func() any { return new(engine.Record) }}
 // run executes the module for one request and answers with its response, or with the
 // failure's status when the guest failed before sending a head.
 func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, root string, s script) error {
+	out := newOutcome(root, s)
+	defer out.done()
 	spooled, err := h.checkBody(w, r, s)
 	if err != nil {
+		out.fail("body", http.StatusBadRequest, err)
 		return err
 	}
 	if spooled != nil {
 		defer spooled.Close()
 	}
+	waiting.Add(1)
 	deadline, err := h.acquire(r, s)
+	waiting.Add(-1)
 	if err != nil {
+		kind := "busy"
+		if r.Context().Err() != nil {
+			kind = "client_gone"
+		}
+		out.fail(kind, http.StatusServiceUnavailable, err)
 		return err
 	}
 	release := sync.OnceFunc(h.slots.Release)
@@ -39,6 +49,7 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	h.describe(rec, r, repl, root, s)
 
 	ex := newExchange(w, r, h.logger, s.filename, h.MaxBody, spooled != nil, release)
+	ex.site = root
 	failure := h.site.Handle(r.Context(), rec, ex, deadline)
 	// Lift the deadline the engine set on the connection, so an error page can still be
 	// written and a kept-alive connection's next request is not cut short.
@@ -46,15 +57,19 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	if failure == nil {
 		release()
 		ex.settleBody()
+		out.status = ex.status
 		return nil
 	}
+	out.fail(failure.Kind, failure.Status, nil)
 	fields := []zap.Field{
 		zap.String("module", s.filename),
+		zap.String("site", root),
 		zap.String("kind", failure.Kind),
 		zap.Int("status", failure.Status),
 		zap.String("error", failure.Message),
 	}
 	if ex.tooLarge && !ex.headSent {
+		out.fail("body", http.StatusRequestEntityTooLarge, nil)
 		return h.bodyTooLarge(w, s)
 	}
 	if failure.Failure == engine.FailureClientGone {
@@ -64,6 +79,7 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	if ex.headSent {
 		// The client already has a status and part of a body: abort the connection so it
 		// sees a truncated transfer, not a response that looks complete.
+		out.status = ex.status
 		h.logger.Error("guest failed after sending its response head", fields...)
 		panic(http.ErrAbortHandler)
 	}

@@ -69,6 +69,7 @@ func (h *Handler) describeSite(rec *engine.Record) {
 	rec.AddInt(engine.FieldKeepaliveMs, time.Duration(h.Keepalive).Milliseconds())
 	rec.Add(engine.FieldMode, h.Mode)
 	rec.AddInt(engine.FieldInstances, int64(h.Instances))
+	rec.Add(engine.FieldStderr, h.Stderr)
 }
 
 // describeArgs adds the configured argv to the site: as it is, or, when it holds

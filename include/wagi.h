@@ -198,6 +198,10 @@ enum wagi_field
    The exported function a run starts at instead of `_start`.
    */
   WAGI_FIELD_ENTRYPOINT = 33,
+  /*
+   What becomes of the guest's stderr: `log` (default) or `discard`.
+   */
+  WAGI_FIELD_STDERR = 34,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum wagi_field wagi_field;
@@ -248,10 +252,17 @@ typedef struct wagi_engine_config {
   uint32_t compile_concurrency;
   /*
    Where the engine logs events outside requests (idle modules dropped, modules
-   prepared by `wagi_prepare`), with `ctx` 0 and the levels of `wagi_host.log`. May be
-   null. Called from the engine's own thread.
+   prepared by `wagi_prepare`, WCGI instances ending and their stderr), with the levels
+   of `wagi_host.log`, and the module path and site root the line is about. May be
+   null. Called from the engine's own threads.
    */
-  void (*log)(uint64_t ctx, uint8_t level, const uint8_t *msg, size_t len);
+  void (*log)(uint8_t level,
+              const uint8_t *msg,
+              size_t len,
+              const uint8_t *module,
+              size_t module_len,
+              const uint8_t *site,
+              size_t site_len);
 } wagi_engine_config;
 
 /*
@@ -301,6 +312,103 @@ typedef struct wagi_host {
    */
   void (*set_deadline)(uint64_t ctx, uint64_t ms);
 } wagi_host;
+
+/*
+ The engine's counters (since it was created) and gauges (now). New fields are added at
+ the end.
+ */
+typedef struct wagi_stats {
+  /*
+   Modules compiled from wasm.
+   */
+  uint64_t compiles;
+  /*
+   Seconds spent compiling them.
+   */
+  double compile_seconds;
+  /*
+   Modules loaded from a disk cache file instead of compiled.
+   */
+  uint64_t disk_cache_hits;
+  /*
+   Modules compiled although a disk cache was configured.
+   */
+  uint64_t disk_cache_misses;
+  /*
+   Disk cache files found but refused.
+   */
+  uint64_t disk_cache_rejects;
+  /*
+   Modules held in memory now.
+   */
+  uint64_t modules_loaded;
+  /*
+   Long-lived (WCGI) instances alive now.
+   */
+  uint64_t wcgi_running;
+  /*
+   Long-lived instances started.
+   */
+  uint64_t wcgi_started;
+  /*
+   Long-lived instances replaced (module changed, instance ended or wedged, restart).
+   */
+  uint64_t wcgi_replaced;
+  /*
+   Linear memory of the long-lived instances alive now, in bytes.
+   */
+  uint64_t wcgi_memory_bytes;
+  /*
+   Outbound connections guests opened.
+   */
+  uint64_t outbound_connections;
+} wagi_stats;
+
+/*
+ Writes the loaded modules and the long-lived instances as JSON into `buf` (up to `cap`
+ bytes) and their full length into `*len_out`; when that is over `cap`, nothing is
+ written and the caller asks again with a larger buffer. The JSON is
+ `{"modules":[{"path","size","loaded_at","last_used","wcgi_export"}],
+ "instances":[{"module","site","started_at","inflight","memory_bytes"}]}`, with times in
+ milliseconds since the Unix epoch (`loaded_at` is null when unknown).
+
+ # Safety
+ `engine` is live; `buf` is valid for `cap` bytes (or null with `cap` 0); `len_out` is
+ valid for writes; `err_out` is null or valid for writes.
+ */
+enum wagi_result wagi_engine_list(const struct wagi_engine *engine,
+                                  uint8_t *buf,
+                                  size_t cap,
+                                  size_t *len_out,
+                                  struct wagi_error **err_out);
+
+/*
+ Drains the long-lived instances of the module at `module` (`module_len` bytes; every
+ module when 0) in every site: requests in flight finish, the next request starts new
+ ones. Returns how many were drained in `*count_out`.
+
+ # Safety
+ `engine` is live; `module` is valid for `module_len` bytes; `count_out` is valid for
+ writes; `err_out` is null or valid for writes.
+ */
+enum wagi_result wagi_engine_restart(const struct wagi_engine *engine,
+                                     const uint8_t *module,
+                                     size_t module_len,
+                                     size_t *count_out,
+                                     struct wagi_error **err_out);
+
+/*
+ Drops the loaded module at `module` (`module_len` bytes; every module when 0), so the
+ next request loads it again. Returns how many were dropped in `*count_out`.
+
+ # Safety
+ As for `wagi_engine_restart`.
+ */
+enum wagi_result wagi_engine_evict(const struct wagi_engine *engine,
+                                   const uint8_t *module,
+                                   size_t module_len,
+                                   size_t *count_out,
+                                   struct wagi_error **err_out);
 
 /*
  Creates an engine. On success `*engine_out` owns it; free it with `wagi_engine_free`.
@@ -419,5 +527,15 @@ enum wagi_result wagi_prepare(const struct wagi_site *site,
                               const uint8_t *request,
                               size_t request_len,
                               struct wagi_error **err_out);
+
+/*
+ Fills `*out` with the engine's counters and gauges.
+
+ # Safety
+ `engine` is live; `out` is valid for writes; `err_out` is null or valid for writes.
+ */
+enum wagi_result wagi_engine_stats(const struct wagi_engine *engine,
+                                   struct wagi_stats *out,
+                                   struct wagi_error **err_out);
 
 #endif  /* WAGI_H */

@@ -261,7 +261,7 @@ func TestIdleModuleIsDropped(t *testing.T) {
 	if r := get(t, site("idle")+"/?do=x"); r.status != 200 {
 		t.Fatalf("%d %q", r.status, r.body)
 	}
-	if !world.proc.logs.WaitFor(10*time.Second, "dropped idle module "+module) {
+	if !world.proc.logs.WaitFor(10*time.Second, "dropped idle module", `"module":"`+module+`"`) {
 		t.Fatal("module with keepalive 1s not dropped within 10s")
 	}
 	// It comes back on the next request (from the disk cache).

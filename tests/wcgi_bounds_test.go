@@ -153,7 +153,7 @@ func TestWCGIPingFloodIsBoundedAndStopped(t *testing.T) {
 	module := filepath.Join(boundsCaddy.dir, "flood", "index.wasm")
 	done := make(chan response, 1)
 	go func() { done <- get(t, base+"/pingflood") }()
-	if !boundsCaddy.proc.logs.WaitFor(20*time.Second, "WCGI instance of "+module+" ended", "bytes to stdout that its host had not read") {
+	if !boundsCaddy.proc.logs.WaitFor(20*time.Second, "WCGI instance ended", `"module":"`+module+`"`, "bytes to stdout that its host had not read") {
 		t.Fatalf("flooding instance not stopped:\n%s", boundsCaddy.proc.logs)
 	}
 	<-done
@@ -181,7 +181,10 @@ func TestWCGIStderrIsCapped(t *testing.T) {
 	seconds := int(time.Since(started)/time.Second) + 1
 	logged := 0
 	for _, line := range strings.Split(boundsCaddy.proc.logs.String(), "\n") {
-		if _, text, ok := strings.Cut(line, "guest stderr (WCGI) "+module+": "); ok {
+		if !containsAll(line, []string{`"msg":"guest stderr"`, `"module":"` + module + `"`}) {
+			continue
+		}
+		if _, text, ok := strings.Cut(line, `"line":"`); ok {
 			logged += strings.Count(text, "x")
 		}
 	}

@@ -212,24 +212,24 @@ func TestWCGICrashedInstanceIsReplaced(t *testing.T) {
 
 func TestWCGIStderrIsLoggedWithModule(t *testing.T) {
 	get(t, site("wcgi")+"/stderr?msg=marker-5512")
-	if !world.proc.logs.WaitFor(10*time.Second, "guest stderr (WCGI) "+modulePath("wcgi", "index.wasm")+": wcgi says marker-5512") {
+	if !world.proc.logs.WaitFor(10*time.Second, "guest stderr", `"module":"`+modulePath("wcgi", "index.wasm")+`"`, "wcgi says marker-5512") {
 		t.Error("no attributed stderr line")
 	}
 }
 
 func TestWCGIIdleInstancesStop(t *testing.T) {
-	stopped := "stopped idle WCGI instances of " + modulePath("wcgishort", "index.wasm")
+	stopped := []string{"stopped idle WCGI instances", `"module":"` + modulePath("wcgishort", "index.wasm") + `"`}
 	// Earlier tests stopped instances of this site too: only a stop logged after the
 	// count was taken counts, and only a new instance answering proves ours was stopped
 	// (the site runs one instance at a time).
-	count := world.proc.logs.Count(stopped)
+	count := world.proc.logs.Count(stopped...)
 	_, id := instanceOf(t, site("wcgishort"))
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if !world.proc.logs.WaitForCount(time.Until(deadline), count+1, stopped) {
+		if !world.proc.logs.WaitForCount(time.Until(deadline), count+1, stopped...) {
 			t.Fatal("instances with keepalive 1s still running after 15s")
 		}
-		count = world.proc.logs.Count(stopped)
+		count = world.proc.logs.Count(stopped...)
 		mode, now := instanceOf(t, site("wcgishort"))
 		if mode != "wcgi" {
 			t.Fatalf("after idle stop: mode %q", mode)

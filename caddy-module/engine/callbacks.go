@@ -85,16 +85,21 @@ func withExchange(ctx C.uint64_t, f func(Exchange) bool) (ok C.bool) {
 	return C.bool(ex != nil && f(ex))
 }
 
+//export wagiGoEngineLog
+func wagiGoEngineLog(level C.uint8_t, msg *C.uint8_t, n C.size_t, module *C.uint8_t, moduleLen C.size_t, site *C.uint8_t, siteLen C.size_t) {
+	defer func() { _ = recover() }()
+	log := engineLog.Load()
+	if log == nil {
+		return
+	}
+	str := func(p *C.uint8_t, n C.size_t) string { return C.GoStringN((*C.char)(unsafe.Pointer(p)), C.int(n)) }
+	(*log)(LogLevel(level), str(msg, n), LogFields{Module: str(module, moduleLen), Site: str(site, siteLen)})
+}
+
 //export wagiGoLog
 func wagiGoLog(ctx C.uint64_t, level C.uint8_t, msg *C.uint8_t, n C.size_t) {
 	defer func() { _ = recover() }()
 	text := C.GoStringN((*C.char)(unsafe.Pointer(msg)), C.int(n))
-	if ctx == 0 {
-		if log := engineLog.Load(); log != nil {
-			(*log)(LogLevel(level), text)
-		}
-		return
-	}
 	if ex := lookup(uint64(ctx)); ex != nil {
 		ex.Log(LogLevel(level), text)
 	}

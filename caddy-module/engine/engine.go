@@ -2,9 +2,9 @@ package engine
 
 /*
 #include "wagi.h"
-extern void wagiGoLog(uint64_t ctx, uint8_t level, uint8_t *msg, size_t len);
+extern void wagiGoEngineLog(uint8_t level, uint8_t *msg, size_t len, uint8_t *module, size_t module_len, uint8_t *site, size_t site_len);
 static void wagi_set_engine_log(wagi_engine_config *c) {
-	c->log = (void (*)(uint64_t, uint8_t, const uint8_t *, size_t))wagiGoLog;
+	c->log = (void (*)(uint8_t, const uint8_t *, size_t, const uint8_t *, size_t, const uint8_t *, size_t))wagiGoEngineLog;
 }
 */
 import "C"
@@ -18,8 +18,20 @@ import (
 	"unsafe"
 )
 
-// engineLog receives engine-level log lines (ctx 0 in wagiGoLog).
-var engineLog atomic.Pointer[func(LogLevel, string)]
+// engineLog receives engine-level log lines (wagiGoEngineLog).
+var engineLog atomic.Pointer[EngineLogFunc]
+
+// EngineLogFunc receives a line the engine logs outside any request, with the module path
+// and site root it is about (each empty when it is about none).
+type EngineLogFunc func(level LogLevel, msg string, fields LogFields)
+
+// LogFields says what an engine-level log line is about.
+type LogFields struct {
+	// Module is the module's path.
+	Module string
+	// Site is the site root of the WCGI instance concerned.
+	Site string
+}
 
 // Config holds the settings fixed for an engine's life.
 type Config struct {
@@ -32,8 +44,9 @@ type Config struct {
 	// CompileConcurrency is how many modules may compile at once (0: half the CPUs).
 	CompileConcurrency int
 	// Log receives what the engine logs outside requests (idle modules dropped, modules
-	// prepared). It is called from the engine's own threads.
-	Log func(level LogLevel, msg string)
+	// prepared, WCGI instances ending and their stderr). It is called from the engine's
+	// own threads.
+	Log EngineLogFunc
 }
 
 // Engine is a loaded Rust engine: module cache, instance pool, time limits.
@@ -44,6 +57,8 @@ type Engine struct {
 	// the engine is never freed under a running request or precompile; calls after it
 	// fail instead of using freed memory.
 	calls sync.RWMutex
+	// waiting counts requests waiting for one of the process's slots.
+	waiting atomic.Int64
 }
 
 // Failure says what failed; the values are wagi.h's wagi_failure.
@@ -110,7 +125,10 @@ func (e *Engine) Destruct() error {
 // acquire takes one of the process's guest slots, waiting until deadline: what is left of
 // the request's max_wait after it waited for its handler's slot.
 func (e *Engine) acquire(ctx context.Context, deadline time.Time) *Error {
-	if e.slots.Acquire(ctx, time.Until(deadline)) {
+	e.waiting.Add(1)
+	got := e.slots.Acquire(ctx, time.Until(deadline))
+	e.waiting.Add(-1)
+	if got {
 		return nil
 	}
 	if ctx.Err() != nil {
@@ -118,6 +136,12 @@ func (e *Engine) acquire(ctx context.Context, deadline time.Time) *Error {
 	}
 	return &Error{Status: 503, Failure: FailureBusy, Kind: "busy",
 		Message: fmt.Sprintf("all %d guest slots of the process stayed busy for the request's max_wait", cap(e.slots))}
+}
+
+// Busy reports how many of the process's guest slots are taken and how many requests
+// wait for one.
+func (e *Engine) Busy() (running, waiting int64) {
+	return int64(len(e.slots)), e.waiting.Load()
 }
 
 // takeError converts and frees an engine error.

@@ -48,6 +48,7 @@ const (
 	FieldArg            Field = C.WAGI_FIELD_ARG
 	FieldSiteArg        Field = C.WAGI_FIELD_SITE_ARG
 	FieldEntrypoint     Field = C.WAGI_FIELD_ENTRYPOINT
+	FieldStderr         Field = C.WAGI_FIELD_STDERR
 )
 
 // Record is a request record under construction: tagged fields of length-prefixed strings,

@@ -29,7 +29,7 @@ pub fn run(
     host: Arc<dyn Host>,
 ) -> Result<(), Failure> {
     let output = Arc::new(Mutex::new(CgiOutput::new(host.clone())));
-    let stderr = GuestStderr::new(host.clone());
+    let stderr = GuestStderr::new(host.clone(), spec.stderr);
     let wasi = crate::wasi_ctx::build(
         spec,
         &spec.request_args(),

@@ -1,8 +1,9 @@
 //! The server side of a request, as the engine sees it: where the body comes from, where
 //! the response goes, where logs go. The FFI crate implements it with the callbacks Caddy
-//! registers; tests implement it in memory. [`EngineLog`] is where the engine logs what
-//! happens outside any request.
+//! registers; tests implement it in memory. [`EventLog`] is where the engine logs what
+//! happens outside any request, with the module and site it concerns as fields.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::response_fields::ResponseHead;
@@ -19,8 +20,27 @@ pub enum LogLevel {
     GuestStderr = 4,
 }
 
-/// Where the engine logs what happens outside any request (idle modules dropped).
+/// Where the engine logs a line that concerns no module (a cache directory pruned).
 pub type EngineLog = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
+
+/// What an engine-level log line is about, logged as structured fields beside it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogFields<'a> {
+    /// The module's path.
+    pub module: Option<&'a Path>,
+    /// The site root of the WCGI instance concerned.
+    pub site: Option<&'a str>,
+}
+
+/// Where the engine logs what happens outside any request (idle modules dropped, WCGI
+/// instances started and ended, their stderr), with the fields the line is about.
+pub type EventLog = Arc<dyn Fn(LogLevel, &str, LogFields<'_>) + Send + Sync>;
+
+/// The plain [`EngineLog`] of an [`EventLog`]: its lines carry no fields.
+pub fn plain_log(log: &EventLog) -> EngineLog {
+    let log = log.clone();
+    Arc::new(move |level: LogLevel, message: &str| log(level, message, LogFields::default()))
+}
 
 /// The client cannot receive more of the response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 //! leaves, only from leaves listed before it):
 //! 1. Leaves: `failure`, `locks`, `trim`, `request`, `response_fields`, `cgi_response`,
 //!    `host`, `cgi_env`, `cgi_output`, `stdio`, `wasi_ctx`, `limiter`, `deadline`, `pipe`,
-//!    `disk_cache`.
+//!    `disk_cache`, `stats`.
 //! 2. `guest/`: the state a guest's store holds, and the linkers with the WASI functions
 //!    this crate replaces (`poll`, `stdin`, `symlinks`).
 //! 3. `compile` (owns `LoadedModule`), then `module_cache`.
@@ -29,6 +29,7 @@ mod locks;
 mod pipe;
 mod request;
 mod response_fields;
+mod stats;
 mod stdio;
 mod trim;
 mod wasi_ctx;
@@ -50,6 +51,11 @@ mod engine;
 pub use deadline::EPOCH_TICK;
 pub use engine::{Engine, EngineConfig, Site};
 pub use failure::{Failure, FailureKind};
-pub use host::{ClientGone, EngineLog, Host, LogLevel};
-pub use request::{CacheSettings, HttpFacts, Limits, Mode, Mount, RunSpec, ScriptFacts};
+pub use host::{ClientGone, EngineLog, EventLog, Host, LogFields, LogLevel};
+pub use module_cache::ModuleInfo;
+pub use request::{
+    CacheSettings, HttpFacts, Limits, Mode, Mount, RunSpec, ScriptFacts, StderrMode,
+};
 pub use response_fields::ResponseHead;
+pub use stats::StatsSnapshot;
+pub use wcgi::InstanceInfo;

@@ -13,7 +13,7 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use wasmtime::Linker;
 
@@ -110,8 +110,20 @@ struct Version {
 struct Entry {
     latest: Arc<Version>,
     last_good: Option<Arc<LoadedModule>>,
+    /// When `last_good` was loaded, for the admin listing.
+    loaded_at: Option<SystemTime>,
     last_used: Instant,
     keepalive: Duration,
+}
+
+/// A module held in memory, as the admin API lists it.
+pub struct ModuleInfo {
+    pub path: PathBuf,
+    /// Size of the wasm file, in bytes.
+    pub size: u64,
+    pub loaded_at: Option<SystemTime>,
+    pub last_used: SystemTime,
+    pub wcgi_export: bool,
 }
 
 pub struct ModuleCache {
@@ -172,6 +184,9 @@ impl ModuleCache {
             Ok(module) => {
                 if let Some(entry) = self.lock().get_mut(path) {
                     entry.last_good = Some(module.clone());
+                    if event.is_some() {
+                        entry.loaded_at = Some(SystemTime::now());
+                    }
                 }
                 Ok((module.clone(), event))
             }
@@ -200,6 +215,7 @@ impl ModuleCache {
         let entry = entries.entry(path.to_path_buf()).or_insert_with(|| Entry {
             latest: fresh(),
             last_good: None,
+            loaded_at: None,
             last_used: Instant::now(),
             keepalive,
         });
@@ -229,6 +245,38 @@ impl ModuleCache {
     /// How many modules are held.
     pub fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// The modules held, by path.
+    pub fn list(&self) -> Vec<ModuleInfo> {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let mut list: Vec<_> = self
+            .lock()
+            .iter()
+            .filter_map(|(path, e)| {
+                let module = e.last_good.as_ref()?;
+                Some(ModuleInfo {
+                    path: path.clone(),
+                    size: e.latest.identity.size,
+                    loaded_at: e.loaded_at,
+                    last_used: wall
+                        .checked_sub(now.saturating_duration_since(e.last_used))
+                        .unwrap_or(wall),
+                    wcgi_export: module.wcgi_export,
+                })
+            })
+            .collect();
+        list.sort_by(|a, b| a.path.cmp(&b.path));
+        list
+    }
+
+    /// Drops the module at `path`, or every module when `None`, so the next request loads
+    /// it again (from the disk cache when there is one). Returns how many were dropped.
+    pub fn evict(&self, path: Option<&Path>) -> usize {
+        let mut entries = self.lock();
+        let before = entries.len();
+        entries.retain(|p, _| path.is_some_and(|path| path != p));
+        before - entries.len()
     }
 }
 

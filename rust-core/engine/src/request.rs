@@ -4,6 +4,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// What becomes of a guest's stderr (the `stderr` subdirective; go-wagi's `WASI_DEBUG`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StderrMode {
+    /// Logged line by line, within the cap.
+    #[default]
+    Log,
+    /// Dropped unread.
+    Discard,
+}
+
 /// The HTTP request as the server received it. Values are the server's, unprocessed: the
 /// CGI environment is derived from them in [`crate::cgi_env`].
 #[derive(Clone, Debug, Default)]
@@ -130,6 +140,8 @@ pub struct RunSpec {
     pub mode: Mode,
     /// Long-lived instances per module in WCGI mode (0 means 1).
     pub wcgi_instances: u32,
+    /// Whether the guest's stderr is logged.
+    pub stderr: StderrMode,
 }
 
 impl RunSpec {

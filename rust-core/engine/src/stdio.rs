@@ -19,6 +19,7 @@ use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, Stream
 use crate::cgi_output::CgiOutput;
 use crate::host::{Host, LogLevel};
 use crate::locks::lock;
+use crate::request::StderrMode;
 
 /// Largest read or write a guest is offered at once, per-request or long-lived.
 pub const MAX_IO: usize = 64 << 10;
@@ -169,17 +170,21 @@ struct StderrState {
 
 impl GuestStderr {
     /// Stderr of one request, capped at [`STDERR_CAP`].
-    pub fn new(host: Arc<dyn Host>) -> Self {
-        Self::with_cap(Arc::new(move |l, m| host.log(l, m)), STDERR_CAP, None)
+    pub fn new(host: Arc<dyn Host>, mode: StderrMode) -> Self {
+        Self::with_cap(Arc::new(move |l, m| host.log(l, m)), STDERR_CAP, None, mode)
     }
 
     /// Stderr of a long-lived instance: [`STDERR_CAP`] per second, so one noisy request
     /// cannot flood the log and a quiet instance keeps logging for its whole life.
-    pub fn per_second(sink: StderrSink) -> Self {
-        Self::with_cap(sink, STDERR_CAP, Some(Duration::from_secs(1)))
+    pub fn per_second(sink: StderrSink, mode: StderrMode) -> Self {
+        Self::with_cap(sink, STDERR_CAP, Some(Duration::from_secs(1)), mode)
     }
 
-    fn with_cap(sink: StderrSink, cap: usize, window: Option<Duration>) -> Self {
+    fn with_cap(sink: StderrSink, cap: usize, window: Option<Duration>, mode: StderrMode) -> Self {
+        let sink = match mode {
+            StderrMode::Log => sink,
+            StderrMode::Discard => Arc::new(|_: LogLevel, _: &str| {}) as StderrSink,
+        };
         GuestStderr {
             state: Arc::new(Mutex::new(StderrState {
                 sink,

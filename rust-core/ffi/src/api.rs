@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use wagi_core::{Engine, EngineConfig, Failure, FailureKind, LogLevel};
+use wagi_core::{Engine, EngineConfig, Failure, FailureKind, LogFields, LogLevel};
 
 use crate::error::{wagi_error, wagi_result};
 use crate::guard::guard;
@@ -11,11 +11,19 @@ use crate::guard::guard;
 /// requests of a process; thread-safe.
 pub struct wagi_engine {
     pub(crate) engine: Arc<Engine>,
-    pub(crate) log: Option<EngineLogFn>,
 }
 
-/// Logs a line that belongs to no request; `ctx` is always 0.
-pub type EngineLogFn = unsafe extern "C" fn(ctx: u64, level: u8, msg: *const u8, len: usize);
+/// Logs a line that belongs to no request, with the module path and site root it is
+/// about (each empty when it is about none).
+pub type EngineLogFn = unsafe extern "C" fn(
+    level: u8,
+    msg: *const u8,
+    len: usize,
+    module: *const u8,
+    module_len: usize,
+    site: *const u8,
+    site_len: usize,
+);
 
 /// Settings fixed for the life of an engine. Zero means "use the default".
 #[repr(C)]
@@ -32,16 +40,41 @@ pub struct wagi_engine_config {
     /// Most modules compiling at once (default: half the CPUs, at least 1).
     pub compile_concurrency: u32,
     /// Where the engine logs events outside requests (idle modules dropped, modules
-    /// prepared by `wagi_prepare`), with `ctx` 0 and the levels of `wagi_host.log`. May be
-    /// null. Called from the engine's own thread.
-    pub log: Option<unsafe extern "C" fn(ctx: u64, level: u8, msg: *const u8, len: usize)>,
+    /// prepared by `wagi_prepare`, WCGI instances ending and their stderr), with the levels
+    /// of `wagi_host.log`, and the module path and site root the line is about. May be
+    /// null. Called from the engine's own threads.
+    pub log: Option<
+        unsafe extern "C" fn(
+            level: u8,
+            msg: *const u8,
+            len: usize,
+            module: *const u8,
+            module_len: usize,
+            site: *const u8,
+            site_len: usize,
+        ),
+    >,
 }
 
-/// Wraps the C log function for the engine's housekeeping thread.
-fn engine_log(f: EngineLogFn) -> wagi_core::EngineLog {
-    Arc::new(move |level: LogLevel, msg: &str| {
-        // SAFETY: the server registered `f` for the engine's lifetime; msg is valid for len.
-        unsafe { f(0, level as u8, msg.as_ptr(), msg.len()) }
+/// Wraps the C log function for the engine's own threads.
+fn engine_log(f: EngineLogFn) -> wagi_core::EventLog {
+    Arc::new(move |level: LogLevel, msg: &str, fields: LogFields<'_>| {
+        let module = fields.module.map(|p| p.as_os_str().as_encoded_bytes());
+        let module = module.unwrap_or_default();
+        let site = fields.site.unwrap_or_default();
+        // SAFETY: the server registered `f` for the engine's lifetime; each pointer is
+        // valid for its length.
+        unsafe {
+            f(
+                level as u8,
+                msg.as_ptr(),
+                msg.len(),
+                module.as_ptr(),
+                module.len(),
+                site.as_ptr(),
+                site.len(),
+            )
+        }
     })
 }
 
@@ -83,7 +116,7 @@ pub unsafe extern "C" fn wagi_engine_new(
             }
             let engine = Engine::new(settings, log.map(engine_log))?;
             let engine = Arc::new(engine);
-            *engine_out = Box::into_raw(Box::new(wagi_engine { engine, log }));
+            *engine_out = Box::into_raw(Box::new(wagi_engine { engine }));
             Ok(())
         })
     }

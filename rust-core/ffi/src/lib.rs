@@ -7,15 +7,19 @@
 //! whenever (sites keep what they need).
 #![allow(non_camel_case_types)]
 
+mod admin;
 mod api;
 mod error;
 mod guard;
 mod host;
 mod request;
 mod site;
+mod stats;
 
+pub use admin::*;
 pub use api::*;
 pub use error::*;
 pub use host::wagi_host;
 pub use request::wagi_field;
 pub use site::*;
+pub use stats::*;

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use wagi_core::{Failure, FailureKind, Mode, Mount, RunSpec};
+use wagi_core::{Failure, FailureKind, Mode, Mount, RunSpec, StderrMode};
 
 /// Field tags of the request record.
 #[repr(u8)]
@@ -78,12 +78,14 @@ pub enum wagi_field {
     WAGI_FIELD_SITE_ARG = 32,
     /// The exported function a run starts at instead of `_start`.
     WAGI_FIELD_ENTRYPOINT = 33,
+    /// What becomes of the guest's stderr: `log` (default) or `discard`.
+    WAGI_FIELD_STDERR = 34,
 }
 
 impl wagi_field {
     fn from_u8(tag: u8) -> Option<Self> {
         use wagi_field::*;
-        const ALL: [wagi_field; 33] = [
+        const ALL: [wagi_field; 34] = [
             WAGI_FIELD_MODULE_PATH,
             WAGI_FIELD_METHOD,
             WAGI_FIELD_REQUEST_URI,
@@ -117,6 +119,7 @@ impl wagi_field {
             WAGI_FIELD_ARG,
             WAGI_FIELD_SITE_ARG,
             WAGI_FIELD_ENTRYPOINT,
+            WAGI_FIELD_STDERR,
         ];
         ALL.into_iter().find(|f| *f as u8 == tag)
     }
@@ -243,6 +246,13 @@ fn apply(spec: &mut RunSpec, record: &[u8]) -> Result<(), Failure> {
                 .get_or_insert_with(Vec::new)
                 .push(r.string()?),
             WAGI_FIELD_ENTRYPOINT => spec.entrypoint = Some(r.string()?),
+            WAGI_FIELD_STDERR => {
+                spec.stderr = match r.string()?.as_str() {
+                    "log" => StderrMode::Log,
+                    "discard" => StderrMode::Discard,
+                    other => return Err(invalid(format!("stderr {other:?}"))),
+                }
+            }
             WAGI_FIELD_SITE_ENV => {
                 let key = r.string()?;
                 let value = r.string()?;
@@ -288,6 +298,7 @@ mod tests {
         put(&mut rec, WAGI_FIELD_ARG, &["/app/main.py"]);
         put(&mut rec, WAGI_FIELD_SITE_ARG, &["python.wasm"]);
         put(&mut rec, WAGI_FIELD_ENTRYPOINT, &["serve"]);
+        put(&mut rec, WAGI_FIELD_STDERR, &["discard"]);
         let spec = decode_request(&RunSpec::default(), &rec).unwrap();
         assert_eq!(spec.request_args(), ["python.wasm", "/app/main.py"]);
         assert_eq!(spec.instance_args(), ["python.wasm"]);
@@ -311,6 +322,7 @@ mod tests {
             spec.site_env,
             Some(vec![("WHO".to_string(), String::new())])
         );
+        assert_eq!(spec.stderr, StderrMode::Discard);
     }
 
     #[test]

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use wagi_core::{Engine, Failure, LogLevel, RunSpec, Site};
+use wagi_core::{Engine, Failure, RunSpec, Site};
 
-use crate::api::{internal, wagi_engine, EngineLogFn};
+use crate::api::{internal, wagi_engine};
 use crate::error::{wagi_error, wagi_result};
 use crate::guard::guard;
 use crate::host::{wagi_host, CallbackHost};
@@ -16,7 +16,6 @@ use crate::request::{decode_request, decode_site};
 pub struct wagi_site {
     engine: Arc<Engine>,
     site: Arc<Site>,
-    log: Option<EngineLogFn>,
 }
 
 /// The record at `ptr`, checked for null.
@@ -77,7 +76,6 @@ pub unsafe extern "C" fn wagi_site_new(
             *site_out = Box::into_raw(Box::new(wagi_site {
                 engine: engine.engine.clone(),
                 site,
-                log: engine.log,
             }));
             Ok(())
         })
@@ -150,12 +148,7 @@ pub unsafe extern "C" fn wagi_prepare(
     unsafe {
         guard(err_out, || {
             let (site, spec) = site_and_request(site, request, request_len)?;
-            let done = site.engine.prepare(&spec.module_path, &spec.cache)?;
-            if let (Some(what), Some(log)) = (done, site.log) {
-                let msg = format!("{what}: {}", spec.module_path.display());
-                log(0, LogLevel::Info as u8, msg.as_ptr(), msg.len());
-            }
-            Ok(())
+            site.engine.prepare(&spec.module_path, &spec.cache)
         })
     }
 }

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use super::site::SiteRegistry;
 use crate::deadline::EPOCH_TICK;
 use crate::disk_cache::CacheDirs;
-use crate::host::{EngineLog, LogLevel};
+use crate::host::{EventLog, LogFields, LogLevel};
 use crate::module_cache::ModuleCache;
-use crate::wcgi::SweepEvent;
+use crate::wcgi::SweepKind;
 
 /// How often idle modules are looked for.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
@@ -22,7 +22,7 @@ pub struct Chores {
     pub modules: Arc<ModuleCache>,
     pub cache_dirs: Arc<CacheDirs>,
     pub sites: Arc<SiteRegistry>,
-    pub log: Option<EngineLog>,
+    pub log: Option<EventLog>,
 }
 
 /// A thread that advances the engine's epoch and does its [`Chores`].
@@ -68,9 +68,9 @@ impl Chores {
         self.prune_caches(now);
     }
 
-    fn log(&self, level: LogLevel, message: &str) {
+    fn log(&self, level: LogLevel, message: &str, fields: LogFields<'_>) {
         if let Some(log) = &self.log {
-            log(level, message);
+            log(level, message, fields);
         }
     }
 
@@ -80,11 +80,15 @@ impl Chores {
         // The last handle of a site may be gone: its instances stop here.
         drop(live);
         for event in events {
-            let level = match event {
-                SweepEvent::Idle(_) => LogLevel::Info,
-                SweepEvent::Wedged(_) => LogLevel::Warn,
+            let level = match event.kind {
+                SweepKind::Idle => LogLevel::Info,
+                SweepKind::Wedged => LogLevel::Warn,
             };
-            self.log(level, &event.describe());
+            let fields = LogFields {
+                module: Some(&event.module),
+                site: Some(&event.site),
+            };
+            self.log(level, event.describe(), fields);
         }
     }
 
@@ -94,10 +98,11 @@ impl Chores {
             crate::trim::release_free_heap();
         }
         for path in dropped {
-            self.log(
-                LogLevel::Info,
-                &format!("dropped idle module {}", path.display()),
-            );
+            let fields = LogFields {
+                module: Some(&path),
+                site: None,
+            };
+            self.log(LogLevel::Info, "dropped idle module", fields);
         }
     }
 
@@ -107,7 +112,7 @@ impl Chores {
                 "pruned {n} unused files from the module cache {}",
                 dir.display()
             );
-            self.log(LogLevel::Info, &msg);
+            self.log(LogLevel::Info, &msg, LogFields::default());
         }
     }
 }

@@ -12,14 +12,15 @@ use std::sync::Arc;
 
 use wasmtime::Linker;
 
-use crate::compile::LoadedModule;
+use crate::compile::{LoadedModule, Source};
 use crate::disk_cache::CacheDirs;
 use crate::failure::{Failure, FailureKind};
 use crate::guest::{GuestState, Linkers};
-use crate::host::{EngineLog, Host};
-use crate::module_cache::{CacheOptions, LoadEvent, ModuleCache};
+use crate::host::{plain_log, EngineLog, EventLog, Host, LogFields};
+use crate::module_cache::{CacheOptions, LoadEvent, ModuleCache, ModuleInfo};
 use crate::request::{CacheSettings, Mode, RunSpec};
-use crate::wcgi::{InstanceBudget, WcgiContext};
+use crate::stats::{EngineStats, StatsSnapshot};
+use crate::wcgi::{InstanceBudget, InstanceInfo, WcgiContext};
 pub use config::EngineConfig;
 use housekeeper::{Chores, Housekeeper};
 pub use site::Site;
@@ -34,12 +35,15 @@ pub struct Engine {
     modules: Arc<ModuleCache>,
     cache_dirs: Arc<CacheDirs>,
     sites: Arc<SiteRegistry>,
-    log: Option<EngineLog>,
+    log: Option<EventLog>,
+    /// `log` without fields, for the disk caches' lines.
+    plain_log: Option<EngineLog>,
+    stats: Arc<EngineStats>,
     housekeeper: Housekeeper,
 }
 
 impl Engine {
-    pub fn new(config: EngineConfig, log: Option<EngineLog>) -> Result<Self, Failure> {
+    pub fn new(config: EngineConfig, log: Option<EventLog>) -> Result<Self, Failure> {
         let internal = |e: wasmtime::Error| {
             Failure::new(
                 FailureKind::Internal,
@@ -51,6 +55,7 @@ impl Engine {
         let modules = Arc::new(ModuleCache::new(config.compile_concurrency));
         let cache_dirs = Arc::new(CacheDirs::default());
         let sites = Arc::new(SiteRegistry::default());
+        let stats = Arc::new(EngineStats::default());
         let chores = Chores {
             modules: modules.clone(),
             cache_dirs: cache_dirs.clone(),
@@ -62,6 +67,7 @@ impl Engine {
             linker: linkers.wcgi,
             budget: Arc::new(InstanceBudget::new(config.wcgi_instance_slots)),
             log: log.clone(),
+            stats: stats.clone(),
         };
         Ok(Engine {
             housekeeper: Housekeeper::start(engine.clone(), chores),
@@ -71,7 +77,9 @@ impl Engine {
             modules,
             cache_dirs,
             sites,
+            plain_log: log.as_ref().map(plain_log),
             log,
+            stats,
         })
     }
 
@@ -92,10 +100,17 @@ impl Engine {
     }
 
     /// Loads (compiles, or reads from the disk cache) the module at `path` without running
-    /// it, so a first request does not wait. Returns what was done, if anything.
-    pub fn prepare(&self, path: &Path, cache: &CacheSettings) -> Result<Option<String>, Failure> {
+    /// it, so a first request does not wait, and logs what it did.
+    pub fn prepare(&self, path: &Path, cache: &CacheSettings) -> Result<(), Failure> {
         let (_, event) = self.module(path, cache)?;
-        Ok(event.map(|e| e.describe()))
+        if let (Some(event), Some(log)) = (event, &self.log) {
+            let fields = LogFields {
+                module: Some(path),
+                site: None,
+            };
+            log(event.level(), &event.describe(), fields);
+        }
+        Ok(())
     }
 
     /// The site configured by `config` (its canonical encoding; equal encodings are one
@@ -109,20 +124,88 @@ impl Engine {
         self.modules.len()
     }
 
+    /// The engine's counters, and its gauges now.
+    pub fn stats(&self) -> StatsSnapshot {
+        let mut snapshot = self.stats.snapshot();
+        snapshot.modules_loaded = self.modules.len() as u64;
+        for site in self.sites.live() {
+            let (running, memory) = site.wcgi.usage();
+            snapshot.wcgi_running += running as u64;
+            snapshot.wcgi_memory_bytes += memory as u64;
+        }
+        snapshot
+    }
+
+    /// The modules loaded, and the long-lived instances of every site.
+    pub fn list(&self) -> (Vec<ModuleInfo>, Vec<InstanceInfo>) {
+        let instances = self
+            .sites
+            .live()
+            .iter()
+            .flat_map(|s| s.wcgi.list())
+            .collect();
+        (self.modules.list(), instances)
+    }
+
+    /// Drains the long-lived instances of `module` (all when `None`) in every site; the
+    /// next request starts fresh ones. Returns how many were drained.
+    pub fn restart(&self, module: Option<&Path>) -> usize {
+        let sites = self.sites.live();
+        sites
+            .iter()
+            .map(|s| s.wcgi.restart(module, &self.stats))
+            .sum()
+    }
+
+    /// Drops the loaded module at `path` (all when `None`): the next request loads it
+    /// again. Returns how many were dropped.
+    pub fn evict(&self, module: Option<&Path>) -> usize {
+        self.modules.evict(module)
+    }
+
     fn module(
         &self,
         path: &Path,
         cache: &CacheSettings,
     ) -> Result<(Arc<LoadedModule>, Option<LoadEvent>), Failure> {
-        let dir = cache
-            .cache_dir
-            .as_deref()
-            .and_then(|dir| self.cache_dirs.get(dir, cache.max_age, self.log.as_ref()));
+        let dir = cache.cache_dir.as_deref().and_then(|dir| {
+            self.cache_dirs
+                .get(dir, cache.max_age, self.plain_log.as_ref())
+        });
         let opts = CacheOptions {
             cache: dir.as_deref(),
             keepalive: cache.keepalive,
         };
-        self.modules.get(path, &self.linker, opts)
+        let loaded = self.modules.get(path, &self.linker, opts)?;
+        if let Some(event) = &loaded.1 {
+            self.count(event, dir.is_some());
+        }
+        Ok(loaded)
+    }
+
+    /// Counts a load in the engine's stats.
+    fn count(&self, event: &LoadEvent, cache_configured: bool) {
+        let LoadEvent::Loaded {
+            source,
+            took,
+            rejected,
+        } = event
+        else {
+            return;
+        };
+        let stats = &self.stats;
+        if rejected.is_some() {
+            EngineStats::add(&stats.disk_cache_rejects, 1);
+        }
+        match source {
+            Source::DiskCache => EngineStats::add(&stats.disk_cache_hits, 1),
+            _ => {
+                stats.compiled(*took);
+                if cache_configured {
+                    EngineStats::add(&stats.disk_cache_misses, 1);
+                }
+            }
+        }
     }
 }
 

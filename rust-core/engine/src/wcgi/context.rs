@@ -7,7 +7,8 @@ use wasmtime::Linker;
 
 use super::budget::InstanceBudget;
 use crate::guest::GuestState;
-use crate::host::EngineLog;
+use crate::host::EventLog;
+use crate::stats::EngineStats;
 
 /// What long-lived instances need from the engine that runs them.
 pub struct WcgiContext {
@@ -17,5 +18,7 @@ pub struct WcgiContext {
     /// Long-lived instances alive now, against the engine's `wcgi_instance_slots`.
     pub budget: Arc<InstanceBudget>,
     /// Where an instance's stderr and its end are logged: it outlives any request.
-    pub log: Option<EngineLog>,
+    pub log: Option<EventLog>,
+    /// Where instances started and replaced are counted.
+    pub stats: Arc<EngineStats>,
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -16,7 +16,7 @@ use crate::cgi_env;
 use crate::compile::LoadedModule;
 use crate::failure::{Failure, FailureKind};
 use crate::guest::{entry, GuestState};
-use crate::host::{EngineLog, LogLevel};
+use crate::host::{EventLog, LogFields, LogLevel};
 use crate::limiter::GuestLimiter;
 use crate::locks::lock;
 use crate::pipe::{Inbox, StdoutBacklog};
@@ -36,6 +36,10 @@ pub(super) struct Instance {
     pub(super) inflight: AtomicUsize,
     /// When a request on this instance last ran past its time limit.
     pub(super) timed_out_at: Mutex<Option<Instant>>,
+    /// When it started, for the admin listing.
+    pub(super) started_at: SystemTime,
+    /// Its linear memory size in bytes, kept by its limiter.
+    pub(super) memory: Arc<AtomicUsize>,
 }
 
 impl Instance {
@@ -96,7 +100,8 @@ impl Instance {
             backlog: backlog.clone(),
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let mut store = instance_store(ctx, spec, &inbox, stdout, stop.clone())?;
+        let memory = Arc::new(AtomicUsize::new(0));
+        let mut store = instance_store(ctx, spec, &inbox, stdout, stop.clone(), memory.clone())?;
         let instance = ctx
             .linker
             .instantiate(&mut store, &module.module)
@@ -114,6 +119,7 @@ impl Instance {
             budget,
             log: ctx.log.clone(),
             path: spec.module_path.clone(),
+            site: spec.script.document_root.clone(),
         };
         std::thread::Builder::new()
             .name("wagi-wcgi-guest".into())
@@ -130,6 +136,8 @@ impl Instance {
             stop,
             inflight: AtomicUsize::new(0),
             timed_out_at: Mutex::new(None),
+            started_at: SystemTime::now(),
+            memory,
         }))
     }
 }
@@ -142,6 +150,7 @@ fn instance_store(
     inbox: &Arc<Inbox>,
     stdout: ChannelStdout,
     stop: Arc<AtomicBool>,
+    memory: Arc<AtomicUsize>,
 ) -> Result<Store<GuestState>, Failure> {
     // Site-level values only: the starting request's facts stay out of a process that
     // serves everyone.
@@ -152,13 +161,13 @@ fn instance_store(
         &env,
         InboxStdin(inbox.clone()),
         stdout,
-        GuestStderr::per_second(stderr_sink(ctx.log.clone(), spec.module_path.clone())),
+        GuestStderr::per_second(stderr_sink(ctx.log.clone(), spec), spec.stderr),
     )?;
     let mut store = Store::new(
         &ctx.engine,
         GuestState {
             wasi,
-            limiter: GuestLimiter::new(spec.limits.memory_bytes),
+            limiter: GuestLimiter::new(spec.limits.memory_bytes).with_gauge(memory),
             inbox: Some(inbox.clone()),
             // Long-lived: each request's deadline is kept by `relay`.
             watch: None,
@@ -179,8 +188,9 @@ fn instance_store(
 struct Ending {
     inbox: Arc<Inbox>,
     budget: Arc<InstanceBudget>,
-    log: Option<EngineLog>,
+    log: Option<EventLog>,
     path: PathBuf,
+    site: String,
 }
 
 impl Ending {
@@ -191,23 +201,30 @@ impl Ending {
         if let (Some(log), Err(e)) = (self.log, result) {
             let exit = e.downcast_ref::<wasmtime_wasi::I32Exit>().map(|c| c.0);
             if exit != Some(0) {
-                let msg = format!("WCGI instance of {} ended: {e:#}", self.path.display());
-                log(LogLevel::Warn, &msg);
+                let fields = LogFields {
+                    module: Some(&self.path),
+                    site: Some(&self.site),
+                };
+                log(
+                    LogLevel::Warn,
+                    &format!("WCGI instance ended: {e:#}"),
+                    fields,
+                );
             }
         }
     }
 }
 
-/// Sends a long-lived guest's stderr to the engine log, attributed to its module.
-fn stderr_sink(log: Option<EngineLog>, module: PathBuf) -> StderrSink {
+/// Sends a long-lived guest's stderr to the engine log, with its module and site.
+fn stderr_sink(log: Option<EventLog>, spec: &RunSpec) -> StderrSink {
+    let (module, site) = (spec.module_path.clone(), spec.script.document_root.clone());
     Arc::new(move |level: LogLevel, message: &str| {
         if let Some(log) = &log {
-            let what = match level {
-                LogLevel::GuestStderr => "guest stderr",
-                _ => "guest",
+            let fields = LogFields {
+                module: Some(&module),
+                site: Some(&site),
             };
-            let line = format!("{what} (WCGI) {}: {message}", module.display());
-            log(LogLevel::Info, &line);
+            log(level, message, fields);
         }
     })
 }

@@ -31,7 +31,7 @@ use crate::locks::lock;
 use crate::request::RunSpec;
 pub use budget::InstanceBudget;
 pub use context::WcgiContext;
-pub use pools::{SweepEvent, WcgiPools};
+pub use pools::{InstanceInfo, SweepKind, WcgiPools};
 use session::MAX_STREAMS;
 
 /// Runs a request on a long-lived instance of `module` among `pools` (its site's).
