@@ -10,7 +10,8 @@
 //!    `disk_cache`.
 //! 2. `guest/`: the state a guest's store holds, and the linkers with the WASI functions
 //!    this crate replaces (`poll`, `stdin`, `symlinks`).
-//! 3. `compile` (owns `LoadedModule`), then `module_cache`.
+//! 3. `tier` (the engines of the two compile tiers), `background` (the low-priority
+//!    thread), `compile` (owns `LoadedModule`), then `module_cache`.
 //! 4. `cgi` and `wcgi/` side by side, neither importing the other: one request on a fresh
 //!    instance, or on a long-lived one.
 //! 5. `engine/`, the facade: configuration, sites, dispatch between CGI and WCGI, and the
@@ -37,8 +38,10 @@ mod wasi_ctx;
 mod guest;
 
 // 3. Loaded modules.
+mod background;
 mod compile;
 mod module_cache;
+mod tier;
 
 // 4. The two modes.
 mod cgi;
@@ -51,5 +54,7 @@ pub use deadline::EPOCH_TICK;
 pub use engine::{Engine, EngineConfig, Site};
 pub use failure::{Failure, FailureKind};
 pub use host::{ClientGone, EngineLog, Host, LogLevel};
+pub use module_cache::ModuleInfo;
 pub use request::{CacheSettings, HttpFacts, Limits, Mode, Mount, RunSpec, ScriptFacts};
 pub use response_fields::ResponseHead;
+pub use tier::Tier;

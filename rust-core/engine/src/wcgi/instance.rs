@@ -96,16 +96,13 @@ impl Instance {
             backlog: backlog.clone(),
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let mut store = instance_store(ctx, spec, &inbox, stdout, stop.clone())?;
-        let instance = ctx
-            .linker
-            .instantiate(&mut store, &module.module)
-            .map_err(|e| {
-                Failure::new(
-                    FailureKind::BadModule,
-                    format!("cannot start WCGI instance: {e:#}"),
-                )
-            })?;
+        let mut store = instance_store(ctx, module, spec, &inbox, stdout, stop.clone())?;
+        let instance = module.wcgi_pre.instantiate(&mut store).map_err(|e| {
+            Failure::new(
+                FailureKind::BadModule,
+                format!("cannot start WCGI instance: {e:#}"),
+            )
+        })?;
         let start = instance
             .get_typed_func::<(), ()>(&mut store, "_start")
             .map_err(|e| Failure::new(FailureKind::Internal, format!("no _start: {e:#}")))?;
@@ -137,6 +134,7 @@ impl Instance {
 /// stdout channel, the site's memory cap, and an epoch check that traps it once `stop` is set.
 fn instance_store(
     ctx: &WcgiContext,
+    module: &LoadedModule,
     spec: &RunSpec,
     inbox: &Arc<Inbox>,
     stdout: ChannelStdout,
@@ -153,7 +151,7 @@ fn instance_store(
         GuestStderr::per_second(stderr_sink(ctx.log.clone(), spec.module_path.clone())),
     )?;
     let mut store = Store::new(
-        &ctx.engine,
+        module.module.engine(),
         GuestState {
             wasi,
             limiter: GuestLimiter::new(spec.limits.memory_bytes),
