@@ -281,8 +281,8 @@ impl ModuleCache {
     }
 
     /// Queues the optimised compile of `version` (loaded at the baseline tier from `bytes`)
-    /// on the background thread. It is skipped if the version is gone by then (replaced,
-    /// or dropped as idle).
+    /// on the background thread. If the version is gone by then (replaced, or dropped as
+    /// idle), it is compiled only for the disk cache, and skipped without one.
     fn tier_up(
         &self,
         path: &Path,
@@ -297,7 +297,7 @@ impl ModuleCache {
         let log = self.log.clone();
         let job_path = path.to_path_buf();
         let job = Box::new(move || {
-            if weak.strong_count() == 0 {
+            if weak.strong_count() == 0 && cache.is_none() {
                 return;
             }
             match compile::load(&bytes, Tier::Optimized, &engines, cache.as_deref()) {
