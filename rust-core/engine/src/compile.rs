@@ -110,15 +110,26 @@ pub fn load(
         Ok(module) => return link(module, te, tier, Source::DiskCache, started, None),
         Err(why) => why,
     };
-    let code = engine.precompile_module(bytes);
+    let module = compile_to_cache(engine, bytes, cache, &entry);
+    // The compiler's memory and the code buffer (freed only now) go back to the OS.
     crate::trim::release_free_heap();
-    let code = code.map_err(|e| bad("cannot compile module", e))?;
+    link(module?, te, tier, Source::Compiled, started, rejected)
+}
+
+/// Compiles `bytes`, stores the code for `entry` in `cache` and loads it.
+fn compile_to_cache(
+    engine: &wasmtime::Engine,
+    bytes: &[u8],
+    cache: &CacheDir,
+    entry: &EntryKey,
+) -> Result<Module, Failure> {
+    let code = engine
+        .precompile_module(bytes)
+        .map_err(|e| bad("cannot compile module", e))?;
     // A cache directory that cannot be written still lets us serve, from memory.
-    let _ = cache.store(&entry, &code);
+    let _ = cache.store(entry, &code);
     // SAFETY: `code` is the output of `precompile_module` on this very engine.
-    let module = unsafe { Module::deserialize(engine, &code) }
-        .map_err(|e| bad("cannot load compiled module", e))?;
-    link(module, te, tier, Source::Compiled, started, rejected)
+    unsafe { Module::deserialize(engine, &code) }.map_err(|e| bad("cannot load compiled module", e))
 }
 
 /// The module of `entry` from `cache`; `Err` says why not when a file was there.
@@ -129,11 +140,11 @@ fn from_disk(
 ) -> Result<Module, Option<String>> {
     match cache.load(entry) {
         Ok(code) => {
-            // SAFETY: `code` is in private memory and carries a valid MAC under a key only
-            // this server holds, over this wasm's digest, this engine's compatibility hash
-            // and the tier: it is what `precompile_module` produced for exactly these bytes
-            // on an engine like this one.
-            unsafe { Module::deserialize(engine, &code) }
+            // SAFETY: `code` is a sealed memfd (immutable) whose bytes carry a valid MAC
+            // under a key only this server holds, over this wasm's digest, this engine's
+            // compatibility hash and the tier: it is what `precompile_module` produced for
+            // exactly these bytes on an engine like this one.
+            unsafe { Module::deserialize_open_file(engine, code) }
                 .map_err(|e| Some(format!("cannot load it: {e:#}")))
         }
         Err(Rejected::Missing) => Err(None),

@@ -7,7 +7,7 @@
 //! leaves, only from leaves listed before it):
 //! 1. Leaves: `failure`, `locks`, `trim`, `request`, `response_fields`, `cgi_response`,
 //!    `host`, `cgi_env`, `cgi_output`, `stdio`, `wasi_ctx`, `limiter`, `deadline`, `pipe`,
-//!    `disk_cache`.
+//!    `sealed`, `disk_cache`.
 //! 2. `guest/`: the state a guest's store holds, and the linkers with the WASI functions
 //!    this crate replaces (`poll`, `stdin`, `symlinks`).
 //! 3. `tier` (the engines of the two compile tiers), `background` (the low-priority
@@ -30,6 +30,7 @@ mod locks;
 mod pipe;
 mod request;
 mod response_fields;
+mod sealed;
 mod stdio;
 mod trim;
 mod wasi_ctx;

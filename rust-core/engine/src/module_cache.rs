@@ -233,6 +233,10 @@ impl ModuleCache {
         if let Some(bytes) = baseline_of {
             self.tier_up(path, &version, bytes, engines, opts.cache);
         }
+        if attempted {
+            // The file's bytes, freed only now, go back to the OS.
+            crate::trim::release_free_heap();
+        }
         match result {
             Ok(slot) => {
                 let (module, tier_up) = version.current(slot);
@@ -300,19 +304,24 @@ impl ModuleCache {
             if weak.strong_count() == 0 && cache.is_none() {
                 return;
             }
-            match compile::load(&bytes, Tier::Optimized, &engines, cache.as_deref()) {
+            let loaded = compile::load(&bytes, Tier::Optimized, &engines, cache.as_deref());
+            drop(bytes);
+            crate::trim::release_free_heap();
+            match loaded {
                 Ok(loaded) => {
+                    let (source, took) = (loaded.source, loaded.took);
+                    // Swapped in before it is logged: a request after the line runs it.
+                    if let Some(version) = weak.upgrade() {
+                        version.tier_up(loaded.module, took);
+                    }
                     if let Some(log) = &log {
                         let msg = format!(
                             "optimized tier of {} ready from {} in {:.1} ms",
                             job_path.display(),
-                            loaded.source.name(),
-                            loaded.took.as_secs_f64() * 1e3
+                            source.name(),
+                            took.as_secs_f64() * 1e3
                         );
                         log(LogLevel::Info, &msg);
-                    }
-                    if let Some(version) = weak.upgrade() {
-                        version.tier_up(loaded.module, loaded.took);
                     }
                 }
                 Err(f) => {

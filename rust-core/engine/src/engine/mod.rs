@@ -44,6 +44,7 @@ impl Engine {
                 format!("cannot create engine: {e:#}"),
             )
         };
+        crate::trim::tune_allocator();
         let engines = Arc::new(Engines::new(config).map_err(internal)?);
         let modules = Arc::new(ModuleCache::new(config.compile_concurrency, log.clone()));
         let cache_dirs = Arc::new(CacheDirs::default());
