@@ -33,8 +33,9 @@ pub struct EngineConfig {
     pub wcgi_instance_slots: u32,
     /// The largest linear memory any guest may have, whatever its site allows.
     pub memory_ceiling: u64,
-    /// How many modules may compile at once; more loads wait, so compiles cannot take
-    /// every core from serving.
+    /// How many modules may compile their first (baseline) tier at once; more loads wait,
+    /// so compiles cannot take every core from serving. Optimised tiers compile on one
+    /// more, low-priority thread.
     pub compile_concurrency: u32,
 }
 
