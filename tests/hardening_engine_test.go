@@ -414,6 +414,9 @@ func copyTree(t *testing.T, from, to string) {
 func TestDiskCacheIsVerified(t *testing.T) {
 	// One cache with A (probe) and B (hello) compiled, copied by every subtest: site
 	// "cache" holds a.wasm and b.wasm, its cache is $DIR/cache with the key beside it.
+	// Each module gets a baseline file at once and an optimized one from the background;
+	// the subtests work on the optimized files (tried first) and drop the baseline ones, so
+	// that the file under test is a module's only cached code.
 	primed := t.TempDir()
 	copyFile(t, world.probe, filepath.Join(primed, "site", "a.wasm"))
 	copyFile(t, world.hello, filepath.Join(primed, "site", "b.wasm"))
@@ -422,12 +425,19 @@ func TestDiskCacheIsVerified(t *testing.T) {
 	if r := get(t, c.urls["site"]+"/a.wasm"); r.status != 200 || !strings.HasPrefix(string(r.body), "probe ") {
 		t.Fatalf("A: %d %q", r.status, r.body)
 	}
+	optimizedFile := func(module string, before []string) string {
+		t.Helper()
+		if !c.proc.logs.WaitFor(tierWait, "optimized tier of "+filepath.Join(primed, "site", module)+" ready") {
+			t.Fatalf("no optimized tier of %s", module)
+		}
+		return newCacheFile(t, before, tierFiles(t, primed, "optimized"))
+	}
 	cacheDir := filepath.Join(primed, "cache")
-	aFile := newCacheFile(t, nil, cacheFiles(t, cacheDir))
+	aFile := optimizedFile("a.wasm", nil)
 	if r := get(t, c.urls["site"]+"/b.wasm"); r.status != 200 || string(r.body) != "index\n" {
 		t.Fatalf("B: %d %q", r.status, r.body)
 	}
-	bFile := newCacheFile(t, []string{filepath.Join(cacheDir, aFile)}, cacheFiles(t, cacheDir))
+	bFile := optimizedFile("b.wasm", []string{filepath.Join(cacheDir, aFile)})
 	c.stop()
 
 	// fresh copies the primed site and cache (with its key) into a new directory.
@@ -436,6 +446,11 @@ func TestDiskCacheIsVerified(t *testing.T) {
 		copyTree(t, primed, dir)
 		if err := os.RemoveAll(filepath.Join(dir, "data")); err != nil {
 			t.Fatal(err)
+		}
+		for _, f := range tierFiles(t, dir, "baseline") {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
 		}
 		return dir, filepath.Join(dir, "cache", aFile), filepath.Join(dir, "cache", bFile),
 			filepath.Join(dir, "site", "a.wasm")

@@ -22,12 +22,7 @@ use crate::stdio::{GuestStderr, GuestStdin, GuestStdout};
 ///
 /// On `Err`, the caller answers with the failure's status if no head was sent yet
 /// (`host.send_head` not called), and aborts the response otherwise.
-pub fn run(
-    engine: &wasmtime::Engine,
-    module: &LoadedModule,
-    spec: &RunSpec,
-    host: Arc<dyn Host>,
-) -> Result<(), Failure> {
+pub fn run(module: &LoadedModule, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(), Failure> {
     let output = Arc::new(Mutex::new(CgiOutput::new(host.clone())));
     let stderr = GuestStderr::new(host.clone(), spec.stderr);
     let wasi = crate::wasi_ctx::build(
@@ -46,7 +41,8 @@ pub fn run(
         watch: Some(watch.clone()),
     };
 
-    let mut store = request_store(engine, state, watch.clone());
+    // A module runs in the engine of its compile tier.
+    let mut store = request_store(module.module.engine(), state, watch.clone());
     let entrypoint = spec.entrypoint.as_deref();
     let result = module.pre.instantiate(&mut store).and_then(|instance| {
         let start = entry::entry(&mut store, &instance, entrypoint)?;

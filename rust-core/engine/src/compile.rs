@@ -1,25 +1,33 @@
-//! Turning a wasm file into a linked module, through the on-disk cache of precompiled code
-//! when one is configured ([`crate::disk_cache`] says how that cache is trusted).
+//! Turning a wasm file into a linked module of one [`Tier`], through the on-disk cache of
+//! precompiled code when one is configured ([`crate::disk_cache`] says how that cache is
+//! trusted).
 //!
-//! Cache entries are named by the wasm's SHA-256 and the engine's compatibility hash, so a
-//! new wasmtime or different settings never load stale code, and the same bytes under
-//! another path (or after a restart) load without compiling.
+//! Cache entries are named by the wasm's digest, the engine's compatibility hash and the
+//! tier, so a new wasmtime, different settings or the other compiler never load stale code,
+//! and the same bytes under another path (or after a restart) load without compiling.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::{InstancePre, Linker, Module};
+use wasmtime::{InstancePre, Module};
 
 use crate::disk_cache::{CacheDir, EntryKey, Rejected};
 use crate::failure::{Failure, FailureKind};
 use crate::guest::GuestState;
+use crate::tier::{Tier, TierEngine, TierEngines};
 
-/// A module ready to instantiate.
+/// A module ready to instantiate, in the engine of its tier (`module.engine()`).
 pub struct LoadedModule {
+    /// Linked for per-request (CGI) instances.
     pub pre: InstancePre<GuestState>,
+    /// Linked for long-lived (WCGI) instances.
+    pub wcgi_pre: InstancePre<GuestState>,
     pub module: Module,
     /// The module exports `wagi_wcgi`: it serves many requests from one instance.
     pub wcgi_export: bool,
+    pub tier: Tier,
+    /// When its code was ready.
+    pub ready_at: std::time::SystemTime,
 }
 
 /// Where a module's code came from.
@@ -51,26 +59,109 @@ fn bad(what: &str, e: impl std::fmt::Display) -> Failure {
     Failure::new(FailureKind::BadModule, format!("{what}: {e:#}"))
 }
 
-/// Builds a module from wasm `bytes`, using `cache_dir` when given.
-pub fn load(
+/// The fastest way to serve `bytes` now: the optimised code from the disk cache, else the
+/// baseline code from it, else a baseline compile. The caller upgrades a baseline result.
+pub fn load_first(
     bytes: &[u8],
-    linker: &Linker<GuestState>,
+    engines: &TierEngines,
     cache: Option<&CacheDir>,
 ) -> Result<Loaded, Failure> {
     let started = Instant::now();
-    let engine = linker.engine();
-    let (module, source, rejected) = match cache {
-        None => {
-            let module = Module::new(engine, bytes);
-            crate::trim::release_free_heap();
-            (
-                module.map_err(|e| bad("cannot compile module", e))?,
-                Source::Compiled,
-                None,
-            )
+    let mut rejected = None;
+    if let Some(cache) = cache {
+        for tier in [Tier::Optimized, Tier::Baseline] {
+            let te = engines.get(tier);
+            let entry = EntryKey::new(bytes, &te.engine, tier.name());
+            match from_disk(&te.engine, &entry, cache) {
+                Ok(module) => return link(module, te, tier, Source::DiskCache, started, rejected),
+                Err(why) => rejected = rejected.or(why),
+            }
         }
-        Some(dir) => through_cache(engine, bytes, dir)?,
+    }
+    // Winch lacks a few proposals Cranelift has: such a module compiles at the optimised
+    // tier straight away.
+    let loaded = load(bytes, Tier::Baseline, engines, cache)
+        .or_else(|_| load(bytes, Tier::Optimized, engines, cache))?;
+    Ok(Loaded {
+        rejected: rejected.or(loaded.rejected),
+        took: started.elapsed(),
+        ..loaded
+    })
+}
+
+/// Builds the `tier` code of `bytes`, through `cache` when given.
+pub fn load(
+    bytes: &[u8],
+    tier: Tier,
+    engines: &TierEngines,
+    cache: Option<&CacheDir>,
+) -> Result<Loaded, Failure> {
+    let started = Instant::now();
+    let te = engines.get(tier);
+    let engine = &te.engine;
+    let Some(cache) = cache else {
+        let module = Module::new(engine, bytes);
+        crate::trim::release_free_heap();
+        let module = module.map_err(|e| bad("cannot compile module", e))?;
+        return link(module, te, tier, Source::Compiled, started, None);
     };
+    let entry = EntryKey::new(bytes, engine, tier.name());
+    let rejected = match from_disk(engine, &entry, cache) {
+        Ok(module) => return link(module, te, tier, Source::DiskCache, started, None),
+        Err(why) => why,
+    };
+    let module = compile_to_cache(engine, bytes, cache, &entry);
+    // The compiler's memory and the code buffer (freed only now) go back to the OS.
+    crate::trim::release_free_heap();
+    link(module?, te, tier, Source::Compiled, started, rejected)
+}
+
+/// Compiles `bytes`, stores the code for `entry` in `cache` and loads it.
+fn compile_to_cache(
+    engine: &wasmtime::Engine,
+    bytes: &[u8],
+    cache: &CacheDir,
+    entry: &EntryKey,
+) -> Result<Module, Failure> {
+    let code = engine
+        .precompile_module(bytes)
+        .map_err(|e| bad("cannot compile module", e))?;
+    // A cache directory that cannot be written still lets us serve, from memory.
+    let _ = cache.store(entry, &code);
+    // SAFETY: `code` is the output of `precompile_module` on this very engine.
+    unsafe { Module::deserialize(engine, &code) }.map_err(|e| bad("cannot load compiled module", e))
+}
+
+/// The module of `entry` from `cache`; `Err` says why not when a file was there.
+fn from_disk(
+    engine: &wasmtime::Engine,
+    entry: &EntryKey,
+    cache: &CacheDir,
+) -> Result<Module, Option<String>> {
+    match cache.load(entry) {
+        Ok(code) => {
+            // SAFETY: `code` is a sealed memfd (immutable) whose bytes carry a valid MAC
+            // under a key only this server holds, over this wasm's digest, this engine's
+            // compatibility hash and the tier: it is what `precompile_module` produced for
+            // exactly these bytes on an engine like this one.
+            unsafe { Module::deserialize_open_file(engine, code) }
+                .map_err(|e| Some(format!("cannot load it: {e:#}")))
+        }
+        Err(Rejected::Missing) => Err(None),
+        Err(Rejected::Invalid(why)) => Err(Some(format!("removed: {why}"))),
+        Err(Rejected::Unreadable(e)) => Err(Some(format!("cannot read it: {e}"))),
+    }
+}
+
+/// Checks that `module` is a WASI command and links it for both modes.
+fn link(
+    module: Module,
+    te: &TierEngine,
+    tier: Tier,
+    source: Source,
+    started: Instant,
+    rejected: Option<String>,
+) -> Result<Loaded, Failure> {
     // A command starts at `_start`; a reactor (`_initialize`) runs only with an
     // `entrypoint`, which is checked when an instance starts (see guest/entry.rs).
     if module.get_export("_start").is_none() && module.get_export("_initialize").is_none() {
@@ -79,49 +170,25 @@ pub fn load(
             "module exports neither _start nor _initialize (not a WASI command or reactor)",
         ));
     }
-    let pre = linker
-        .instantiate_pre(&module)
-        .map_err(|e| bad("cannot link module", e))?;
+    let link_for = |linker: &wasmtime::Linker<GuestState>| {
+        linker
+            .instantiate_pre(&module)
+            .map_err(|e| bad("cannot link module", e))
+    };
+    let pre = link_for(&te.linkers.cgi)?;
+    let wcgi_pre = link_for(&te.linkers.wcgi)?;
     let wcgi_export = module.get_export("wagi_wcgi").is_some();
     Ok(Loaded {
         module: Arc::new(LoadedModule {
             pre,
+            wcgi_pre,
             module,
             wcgi_export,
+            tier,
+            ready_at: std::time::SystemTime::now(),
         }),
         source,
         took: started.elapsed(),
         rejected,
     })
-}
-
-fn through_cache(
-    engine: &wasmtime::Engine,
-    bytes: &[u8],
-    cache: &CacheDir,
-) -> Result<(Module, Source, Option<String>), Failure> {
-    let entry = EntryKey::new(bytes, engine);
-    let rejected = match cache.load(&entry) {
-        Ok(code) => {
-            // SAFETY: `code` is in private memory and carries a valid MAC under a key only
-            // this server holds, over this wasm's digest and this engine's compatibility
-            // hash: it is what `precompile_module` produced for exactly these bytes.
-            match unsafe { Module::deserialize(engine, &code) } {
-                Ok(module) => return Ok((module, Source::DiskCache, None)),
-                Err(e) => Some(format!("cannot load it: {e:#}")),
-            }
-        }
-        Err(Rejected::Missing) => None,
-        Err(Rejected::Invalid(why)) => Some(format!("removed: {why}")),
-        Err(Rejected::Unreadable(e)) => Some(format!("cannot read it: {e}")),
-    };
-    let code = engine.precompile_module(bytes);
-    crate::trim::release_free_heap();
-    let code = code.map_err(|e| bad("cannot compile module", e))?;
-    // A cache directory that cannot be written still lets us serve, from memory.
-    let _ = cache.store(&entry, &code);
-    // SAFETY: `code` is the output of `precompile_module` on this very engine.
-    let module = unsafe { Module::deserialize(engine, &code) }
-        .map_err(|e| bad("cannot load compiled module", e))?;
-    Ok((module, Source::Compiled, rejected))
 }

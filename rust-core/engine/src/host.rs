@@ -32,6 +32,16 @@ pub struct LogFields<'a> {
     pub site: Option<&'a str>,
 }
 
+impl<'a> LogFields<'a> {
+    /// The fields of a line about one module.
+    pub fn module(path: &'a Path) -> Self {
+        LogFields {
+            module: Some(path),
+            site: None,
+        }
+    }
+}
+
 /// Where the engine logs what happens outside any request (idle modules dropped, WCGI
 /// instances started and ended, their stderr), with the fields the line is about.
 pub type EventLog = Arc<dyn Fn(LogLevel, &str, LogFields<'_>) + Send + Sync>;

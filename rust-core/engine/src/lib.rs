@@ -7,10 +7,11 @@
 //! leaves, only from leaves listed before it):
 //! 1. Leaves: `failure`, `locks`, `trim`, `request`, `response_fields`, `cgi_response`,
 //!    `host`, `cgi_env`, `cgi_output`, `stdio`, `wasi_ctx`, `limiter`, `deadline`, `pipe`,
-//!    `disk_cache`, `stats`.
+//!    `sealed`, `disk_cache`, `stats`.
 //! 2. `guest/`: the state a guest's store holds, and the linkers with the WASI functions
 //!    this crate replaces (`poll`, `stdin`, `symlinks`).
-//! 3. `compile` (owns `LoadedModule`), then `module_cache`.
+//! 3. `tier` (the engines of the two compile tiers), `background` (the low-priority
+//!    thread), `compile` (owns `LoadedModule`), then `module_cache`.
 //! 4. `cgi` and `wcgi/` side by side, neither importing the other: one request on a fresh
 //!    instance, or on a long-lived one.
 //! 5. `engine/`, the facade: configuration, sites, dispatch between CGI and WCGI, and the
@@ -29,6 +30,7 @@ mod locks;
 mod pipe;
 mod request;
 mod response_fields;
+mod sealed;
 mod stats;
 mod stdio;
 mod trim;
@@ -38,8 +40,10 @@ mod wasi_ctx;
 mod guest;
 
 // 3. Loaded modules.
+mod background;
 mod compile;
 mod module_cache;
+mod tier;
 
 // 4. The two modes.
 mod cgi;
@@ -58,4 +62,5 @@ pub use request::{
 };
 pub use response_fields::ResponseHead;
 pub use stats::StatsSnapshot;
+pub use tier::Tier;
 pub use wcgi::InstanceInfo;

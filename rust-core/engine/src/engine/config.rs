@@ -1,7 +1,10 @@
-//! The engine's settings, and the wasmtime engine they make: a pooling allocator sized for
-//! every guest that may run at once, and epoch interruption for time limits.
+//! The engine's settings, and the wasmtime engines they make (one per compile tier): a
+//! pooling allocator sized for every guest that may run at once, and epoch interruption for
+//! time limits.
 
-use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy};
+
+use crate::tier::Tier;
 
 /// Tables in Go modules start at about their function count, far over wasmtime's default.
 const TABLE_ELEMENTS: usize = 1 << 18;
@@ -30,8 +33,9 @@ pub struct EngineConfig {
     pub wcgi_instance_slots: u32,
     /// The largest linear memory any guest may have, whatever its site allows.
     pub memory_ceiling: u64,
-    /// How many modules may compile at once; more loads wait, so compiles cannot take
-    /// every core from serving.
+    /// How many modules may compile their first (baseline) tier at once; more loads wait,
+    /// so compiles cannot take every core from serving. Optimised tiers compile on one
+    /// more, low-priority thread.
     pub compile_concurrency: u32,
 }
 
@@ -47,9 +51,33 @@ impl Default for EngineConfig {
     }
 }
 
-/// The wasmtime engine for `config`: one pool slot per guest that may run at once, CGI and
-/// WCGI together.
-pub fn wasmtime_engine(config: &EngineConfig) -> wasmtime::Result<wasmtime::Engine> {
+/// The wasmtime engine of `tier` for `config`: one pool slot per guest that may run at once,
+/// CGI and WCGI together (each tier's pool is only reserved address space until used).
+///
+/// The baseline tier (Winch) compiles on every core: a request waits for it. The optimised
+/// tier (Cranelift) compiles on the one low-priority background thread alone, so serving
+/// keeps the other cores. Where Winch cannot run (its x86-64 code needs AVX), the baseline
+/// engine is a Cranelift one.
+pub fn wasmtime_engine(config: &EngineConfig, tier: Tier) -> wasmtime::Result<wasmtime::Engine> {
+    let mut wasm_config = base_config(config);
+    match tier {
+        Tier::Baseline => {
+            wasm_config.strategy(Strategy::Winch);
+            wasmtime::Engine::new(&wasm_config).or_else(|_| {
+                wasm_config.strategy(Strategy::Cranelift);
+                wasmtime::Engine::new(&wasm_config)
+            })
+        }
+        Tier::Optimized => {
+            wasm_config
+                .strategy(Strategy::Cranelift)
+                .parallel_compilation(false);
+            wasmtime::Engine::new(&wasm_config)
+        }
+    }
+}
+
+fn base_config(config: &EngineConfig) -> Config {
     let slots = config
         .instance_slots
         .max(1)
@@ -72,5 +100,5 @@ pub fn wasmtime_engine(config: &EngineConfig) -> wasmtime::Result<wasmtime::Engi
     wasm_config
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .epoch_interruption(true);
-    wasmtime::Engine::new(&wasm_config)
+    wasm_config
 }

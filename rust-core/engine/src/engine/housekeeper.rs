@@ -1,12 +1,14 @@
-//! The engine's background thread: advances the epoch every [`EPOCH_TICK`] (time limits and
+//! The engine's background thread: advances the epochs every [`EPOCH_TICK`] (time limits and
 //! vanished clients are noticed within one tick) and, every [`SWEEP_EVERY`], stops idle or
-//! wedged WCGI instances, drops idle modules and prunes the disk caches.
+//! wedged WCGI instances, drops idle modules, renews idle wasmtime engines (giving their
+//! pools' memory back) and prunes the disk caches.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::engines::Engines;
 use super::site::SiteRegistry;
 use crate::deadline::EPOCH_TICK;
 use crate::disk_cache::CacheDirs;
@@ -19,6 +21,7 @@ const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
 /// What the housekeeper sweeps.
 pub struct Chores {
+    pub engines: Arc<Engines>,
     pub modules: Arc<ModuleCache>,
     pub cache_dirs: Arc<CacheDirs>,
     pub sites: Arc<SiteRegistry>,
@@ -32,7 +35,7 @@ pub struct Housekeeper {
 }
 
 impl Housekeeper {
-    pub fn start(engine: wasmtime::Engine, chores: Chores) -> Self {
+    pub fn start(chores: Chores) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -41,7 +44,7 @@ impl Housekeeper {
                 let mut last_sweep = Instant::now();
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
+                    chores.engines.tick();
                     let now = Instant::now();
                     if now.duration_since(last_sweep) >= SWEEP_EVERY {
                         last_sweep = now;
@@ -65,6 +68,7 @@ impl Chores {
     fn sweep(&self, now: Instant) {
         self.sweep_instances(now);
         self.sweep_modules(now);
+        self.renew_engines();
         self.prune_caches(now);
     }
 
@@ -104,6 +108,24 @@ impl Chores {
             };
             self.log(LogLevel::Info, "dropped idle module", fields);
         }
+    }
+
+    /// Gives back the warm pool memory of engines nothing runs on (see [`Engines`]).
+    fn renew_engines(&self) {
+        let loaded = self.modules.list();
+        let renewed = self
+            .engines
+            .renew_idle(|tier| loaded.iter().any(|m| m.tier == tier));
+        if renewed.is_empty() {
+            return;
+        }
+        crate::trim::release_free_heap();
+        let names: Vec<_> = renewed.iter().map(|t| t.name()).collect();
+        let msg = format!(
+            "released the idle memory of the {} tier engine",
+            names.join(" and ")
+        );
+        self.log(LogLevel::Info, &msg, LogFields::default());
     }
 
     fn prune_caches(&self, now: Instant) {

@@ -1,35 +1,33 @@
-//! The facade: one engine per process, holding the wasmtime engine and its linkers, the
-//! module cache, the sites and the housekeeping thread. [`Engine::handle`] finds a
+//! The facade: one engine per process, holding the wasmtime engines of both compile tiers
+//! and their linkers, the module cache, the sites and the housekeeping thread. [`Engine::handle`] finds a
 //! request's module and hands the request to CGI mode ([`crate::cgi`]) or WCGI mode
 //! ([`crate::wcgi`]).
 
 mod config;
+mod engines;
 mod housekeeper;
 mod site;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use wasmtime::Linker;
-
 use crate::compile::{LoadedModule, Source};
 use crate::disk_cache::CacheDirs;
 use crate::failure::{Failure, FailureKind};
-use crate::guest::{GuestState, Linkers};
 use crate::host::{plain_log, EngineLog, EventLog, Host, LogFields};
 use crate::module_cache::{CacheOptions, LoadEvent, ModuleCache, ModuleInfo};
 use crate::request::{CacheSettings, Mode, RunSpec};
 use crate::stats::{EngineStats, StatsSnapshot};
 use crate::wcgi::{InstanceBudget, InstanceInfo, WcgiContext};
 pub use config::EngineConfig;
+use engines::Engines;
 use housekeeper::{Chores, Housekeeper};
 pub use site::Site;
 use site::SiteRegistry;
 
 pub struct Engine {
-    engine: wasmtime::Engine,
-    /// The linker of per-request (CGI) guests; modules are linked against it once loaded.
-    linker: Linker<GuestState>,
+    /// The wasmtime engines (one per compile tier) modules are loaded into.
+    engines: Arc<Engines>,
     /// What long-lived instances run with.
     wcgi: WcgiContext,
     modules: Arc<ModuleCache>,
@@ -50,29 +48,27 @@ impl Engine {
                 format!("cannot create engine: {e:#}"),
             )
         };
-        let engine = config::wasmtime_engine(&config).map_err(internal)?;
-        let linkers = Linkers::new(&engine).map_err(internal)?;
-        let modules = Arc::new(ModuleCache::new(config.compile_concurrency));
+        crate::trim::tune_allocator();
+        let engines = Arc::new(Engines::new(config).map_err(internal)?);
+        let modules = Arc::new(ModuleCache::new(config.compile_concurrency, log.clone()));
         let cache_dirs = Arc::new(CacheDirs::default());
         let sites = Arc::new(SiteRegistry::default());
         let stats = Arc::new(EngineStats::default());
         let chores = Chores {
+            engines: engines.clone(),
             modules: modules.clone(),
             cache_dirs: cache_dirs.clone(),
             sites: sites.clone(),
             log: log.clone(),
         };
         let wcgi = WcgiContext {
-            engine: engine.clone(),
-            linker: linkers.wcgi,
             budget: Arc::new(InstanceBudget::new(config.wcgi_instance_slots)),
             log: log.clone(),
             stats: stats.clone(),
         };
         Ok(Engine {
-            housekeeper: Housekeeper::start(engine.clone(), chores),
-            engine,
-            linker: linkers.cgi,
+            housekeeper: Housekeeper::start(chores),
+            engines,
             wcgi,
             modules,
             cache_dirs,
@@ -96,7 +92,7 @@ impl Engine {
         if wants_wcgi(&module, spec) {
             return crate::wcgi::handle(&self.wcgi, &site.wcgi, &module, spec, &host);
         }
-        crate::cgi::run(&self.engine, &module, spec, host)
+        crate::cgi::run(&module, spec, host)
     }
 
     /// Loads (compiles, or reads from the disk cache) the module at `path` without running
@@ -173,10 +169,10 @@ impl Engine {
                 .get(dir, cache.max_age, self.plain_log.as_ref())
         });
         let opts = CacheOptions {
-            cache: dir.as_deref(),
+            cache: dir.as_ref(),
             keepalive: cache.keepalive,
         };
-        let loaded = self.modules.get(path, &self.linker, opts)?;
+        let loaded = self.modules.get(path, &self.engines.current(), opts)?;
         if let Some(event) = &loaded.1 {
             self.count(event, dir.is_some());
         }
@@ -189,6 +185,7 @@ impl Engine {
             source,
             took,
             rejected,
+            ..
         } = event
         else {
             return;

@@ -101,16 +101,21 @@ impl Instance {
         };
         let stop = Arc::new(AtomicBool::new(false));
         let memory = Arc::new(AtomicUsize::new(0));
-        let mut store = instance_store(ctx, spec, &inbox, stdout, stop.clone(), memory.clone())?;
-        let instance = ctx
-            .linker
-            .instantiate(&mut store, &module.module)
-            .map_err(|e| {
-                Failure::new(
-                    FailureKind::BadModule,
-                    format!("cannot start WCGI instance: {e:#}"),
-                )
-            })?;
+        let mut store = instance_store(
+            ctx,
+            module,
+            spec,
+            &inbox,
+            stdout,
+            stop.clone(),
+            memory.clone(),
+        )?;
+        let instance = module.wcgi_pre.instantiate(&mut store).map_err(|e| {
+            Failure::new(
+                FailureKind::BadModule,
+                format!("cannot start WCGI instance: {e:#}"),
+            )
+        })?;
         let entrypoint = spec.entrypoint.clone();
         let start = entry::entry(&mut store, &instance, entrypoint.as_deref())
             .map_err(|e| Failure::new(FailureKind::BadModule, format!("{e:#}")))?;
@@ -146,6 +151,7 @@ impl Instance {
 /// stdout channel, the site's memory cap, and an epoch check that traps it once `stop` is set.
 fn instance_store(
     ctx: &WcgiContext,
+    module: &LoadedModule,
     spec: &RunSpec,
     inbox: &Arc<Inbox>,
     stdout: ChannelStdout,
@@ -164,7 +170,7 @@ fn instance_store(
         GuestStderr::per_second(stderr_sink(ctx.log.clone(), spec), spec.stderr),
     )?;
     let mut store = Store::new(
-        &ctx.engine,
+        module.module.engine(),
         GuestState {
             wasi,
             limiter: GuestLimiter::new(spec.limits.memory_bytes).with_gauge(memory),
