@@ -50,8 +50,11 @@ type moduleEntry struct {
 	// Sites are the site roots of its running WCGI instances.
 	Sites []string `json:"sites"`
 	// Mode is wcgi when the module exports wagi_wcgi or has instances, else cgi.
-	Mode       string          `json:"mode"`
-	Size       int64           `json:"size"`
+	Mode string `json:"mode"`
+	Size int64  `json:"size"`
+	// Tier is the compile tier it serves with now: baseline (Winch) until the optimised
+	// code (Cranelift) is ready; CompiledAt is when the code it serves with was ready.
+	Tier       string          `json:"tier"`
 	CompiledAt *time.Time      `json:"compiled_at,omitempty"`
 	LastUsed   time.Time       `json:"last_used"`
 	Instances  []instanceEntry `json:"instances"`
@@ -85,10 +88,10 @@ func (a *Admin) modules(w http.ResponseWriter, r *http.Request) error {
 func moduleEntries(list *engine.Listing) []moduleEntry {
 	out := make([]moduleEntry, 0, len(list.Modules))
 	for _, m := range list.Modules {
-		entry := moduleEntry{Path: m.Path, Mode: "cgi", Size: m.Size, Sites: []string{},
+		entry := moduleEntry{Path: m.Path, Mode: "cgi", Size: m.Size, Tier: m.Tier, Sites: []string{},
 			LastUsed: time.UnixMilli(m.LastUsed).UTC(), Instances: []instanceEntry{}}
-		if m.LoadedAt != 0 {
-			at := time.UnixMilli(m.LoadedAt).UTC()
+		if ready := max(m.CodeReadyAt, m.LoadedAt); ready != 0 {
+			at := time.UnixMilli(ready).UTC()
 			entry.CompiledAt = &at
 		}
 		for _, i := range list.Instances {

@@ -427,7 +427,7 @@ func TestDiskCacheIsVerified(t *testing.T) {
 	}
 	optimizedFile := func(module string, before []string) string {
 		t.Helper()
-		if !c.proc.logs.WaitFor(tierWait, "optimized tier of "+filepath.Join(primed, "site", module)+" ready") {
+		if !c.proc.logs.WaitFor(tierWait, "optimized tier ready", `"module":"`+filepath.Join(primed, "site", module)+`"`) {
 			t.Fatalf("no optimized tier of %s", module)
 		}
 		return newCacheFile(t, before, tierFiles(t, primed, "optimized"))

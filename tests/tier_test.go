@@ -65,7 +65,7 @@ func TestTiersReplaceAndPersist(t *testing.T) {
 	if n := c.proc.logs.Count("module ready from compiled", "(tier=baseline)", mod); n != 1 {
 		t.Fatalf("%d baseline loads for 4 concurrent first requests, want 1\n%s", n, c.proc.logs)
 	}
-	if !c.proc.logs.WaitFor(tierWait, "optimized tier of "+aModule+" ready from compiled") {
+	if !c.proc.logs.WaitFor(tierWait, "optimized tier ready from compiled", mod) {
 		t.Fatal("the optimized tier was not compiled in the background")
 	}
 	expectProbe(t, a)
@@ -105,7 +105,7 @@ func TestTiersReplaceAndPersist(t *testing.T) {
 	if n := c.proc.logs.Count("module ready from disk cache", "(tier=baseline)", mod); n != 1 {
 		t.Fatalf("not loaded from the baseline cache file:\n%s", c.proc.logs)
 	}
-	if !c.proc.logs.WaitFor(tierWait, "optimized tier of "+aModule+" ready from compiled") {
+	if !c.proc.logs.WaitFor(tierWait, "optimized tier ready from compiled", mod) {
 		t.Fatal("the optimized tier was not compiled again")
 	}
 	expectProbe(t, a)
@@ -129,7 +129,7 @@ func TestTierUpDrainsWCGIInstances(t *testing.T) {
 	if !c.proc.logs.WaitFor(5*time.Second, "module ready from compiled", "(tier=baseline)", mod) {
 		t.Fatalf("not loaded at the baseline tier:\n%s", c.proc.logs)
 	}
-	if !c.proc.logs.WaitFor(tierWait, "optimized tier of "+wModule+" ready from compiled") {
+	if !c.proc.logs.WaitFor(tierWait, "optimized tier ready from compiled", mod) {
 		t.Fatal("the optimized tier was not compiled in the background")
 	}
 	expectIndex()

@@ -28,6 +28,10 @@ type Module struct {
 	LoadedAt   int64 `json:"loaded_at"`
 	LastUsed   int64 `json:"last_used"`
 	WCGIExport bool  `json:"wcgi_export"`
+	// Tier is the compile tier it serves with now (baseline or optimized), and
+	// CodeReadyAt when that code was ready (milliseconds since the Unix epoch).
+	Tier        string `json:"tier"`
+	CodeReadyAt int64  `json:"code_ready_at"`
 }
 
 // Instance is a running long-lived (WCGI) instance.
