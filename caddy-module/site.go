@@ -65,6 +65,7 @@ func (h *Handler) describeSite(rec *engine.Record) {
 	rec.AddInt(engine.FieldKeepaliveMs, time.Duration(h.Keepalive).Milliseconds())
 	rec.Add(engine.FieldMode, h.Mode)
 	rec.AddInt(engine.FieldInstances, int64(h.Instances))
+	h.Network.describe(rec)
 }
 
 // hasPlaceholder reports whether a configured value holds a Caddy placeholder.

@@ -185,6 +185,37 @@ enum wagi_field
    Decimal milliseconds a file in the cache directory may go unused before it is pruned.
    */
   WAGI_FIELD_CACHE_MAX_AGE_MS = 30,
+  /*
+   One `network` allow entry (`host`, `*.domain`, IP, CIDR, optional `:port[-port]`).
+   Turns outbound network on, with the `network` lists.
+   */
+  WAGI_FIELD_NET_ALLOW = 31,
+  /*
+   One `network` deny entry, as for `WAGI_FIELD_NET_ALLOW`.
+   */
+  WAGI_FIELD_NET_DENY = 32,
+  /*
+   A go-wagi `WASI_NET` rule string (`bypass=...`). Turns outbound network on with that
+   reading. A site record whose env holds a non-empty `WASI_NET` and no network field
+   gets it from there.
+   */
+  WAGI_FIELD_NET_WASI = 33,
+  /*
+   Decimal count of connection files a CGI request or a WCGI instance may hold open.
+   */
+  WAGI_FIELD_NET_MAX_CONNECTIONS = 34,
+  /*
+   Decimal milliseconds resolving and connecting may take.
+   */
+  WAGI_FIELD_NET_CONNECT_TIMEOUT_MS = 35,
+  /*
+   Decimal bytes buffered per direction per connection.
+   */
+  WAGI_FIELD_NET_BUFFER_BYTES = 36,
+  /*
+   PEM file of CAs trusted for `/tls` connections besides the system's.
+   */
+  WAGI_FIELD_NET_CA_FILE = 37,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum wagi_field wagi_field;

@@ -43,6 +43,7 @@ pub fn run(
         limiter: GuestLimiter::new(spec.limits.memory_bytes),
         inbox: None,
         watch: Some(watch.clone()),
+        net: crate::wasi_ctx::net_files(spec, request_log(&host)),
     };
 
     let mut store = request_store(engine, state, watch.clone());
@@ -63,6 +64,12 @@ pub fn run(
         return Err(watch.ending());
     }
     ending
+}
+
+/// Connection events of a request, in its log (the host adds the module).
+fn request_log(host: &Arc<dyn Host>) -> crate::net::files::NetLog {
+    let host = host.clone();
+    Arc::new(move |level, message: &str| host.log(level, message))
 }
 
 /// A store for one request: the guest's memory cap, and an epoch check that stops the

@@ -7,7 +7,7 @@
 //! leaves, only from leaves listed before it):
 //! 1. Leaves: `failure`, `locks`, `trim`, `request`, `response_fields`, `cgi_response`,
 //!    `host`, `cgi_env`, `cgi_output`, `stdio`, `wasi_ctx`, `limiter`, `deadline`, `pipe`,
-//!    `disk_cache`.
+//!    `disk_cache`, `net` (after `host`, `locks` and `deadline`; `wasi_ctx` makes its table).
 //! 2. `guest/`: the state a guest's store holds, and the linkers with the WASI functions
 //!    this crate replaces (`poll`, `stdin`, `symlinks`).
 //! 3. `compile` (owns `LoadedModule`), then `module_cache`.
@@ -26,6 +26,7 @@ mod failure;
 mod host;
 mod limiter;
 mod locks;
+mod net;
 mod pipe;
 mod request;
 mod response_fields;
@@ -51,5 +52,10 @@ pub use deadline::EPOCH_TICK;
 pub use engine::{Engine, EngineConfig, Site};
 pub use failure::{Failure, FailureKind};
 pub use host::{ClientGone, EngineLog, Host, LogLevel};
+pub use net::gost::GostRules;
+pub use net::{
+    counters as net_counters, Entry as NetEntry, ListRules, NetCounters, NetLimits, NetPolicy,
+    RuleSet,
+};
 pub use request::{CacheSettings, HttpFacts, Limits, Mode, Mount, RunSpec, ScriptFacts};
 pub use response_fields::ResponseHead;

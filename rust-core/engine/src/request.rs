@@ -122,4 +122,6 @@ pub struct RunSpec {
     pub mode: Mode,
     /// Long-lived instances per module in WCGI mode (0 means 1).
     pub wcgi_instances: u32,
+    /// Outbound network (`/dev/tcp/...` files); `None`: no `/dev` at all.
+    pub network: Option<std::sync::Arc<crate::net::NetPolicy>>,
 }

@@ -1,8 +1,12 @@
 //! A guest's side of wasmtime: the state its store holds (here), and the linkers it is
 //! instantiated with ([`Linkers`]: WASI preview1 plus the host functions this crate
 //! replaces, one file each).
+//!
+//! Overrides call each other's fall-through (`net::fd_read`, `net::fd_fdstat_get`), not
+//! wasmtime-wasi's directly, so the order they are added to a linker does not matter.
 
 mod linkers;
+mod net;
 mod poll;
 mod stdin;
 mod symlinks;
@@ -14,6 +18,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::deadline::RequestWatch;
 use crate::limiter::GuestLimiter;
+use crate::net::NetFiles;
 use crate::pipe::Inbox;
 pub use linkers::Linkers;
 
@@ -57,6 +62,8 @@ pub struct GuestState {
     pub inbox: Option<Arc<Inbox>>,
     /// The request a per-request (CGI) guest serves: its deadline and client.
     pub watch: Option<RequestWatch>,
+    /// The guest's connection files, when its site has networking on.
+    pub net: Option<NetFiles>,
 }
 
 /// The guest's exported linear memory, for host functions that read or write it.

@@ -160,6 +160,10 @@ fn instance_store(
             inbox: Some(inbox.clone()),
             // Long-lived: each request's deadline is kept by `relay`.
             watch: None,
+            net: crate::wasi_ctx::net_files(
+                spec,
+                module_log(ctx.log.clone(), spec.module_path.clone()),
+            ),
         },
     );
     store.limiter(|s| &mut s.limiter);
@@ -194,6 +198,15 @@ impl Ending {
             }
         }
     }
+}
+
+/// Connection events of a long-lived guest, in the engine log with its module.
+fn module_log(log: Option<EngineLog>, module: PathBuf) -> crate::net::files::NetLog {
+    Arc::new(move |level: LogLevel, message: &str| {
+        if let Some(log) = &log {
+            log(level, &format!("{message} (WCGI {})", module.display()));
+        }
+    })
 }
 
 /// Sends a long-lived guest's stderr to the engine log, attributed to its module.
