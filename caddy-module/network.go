@@ -1,7 +1,9 @@
 package wagi
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
@@ -120,6 +122,15 @@ func (n *Network) validate(env map[string]string) error {
 	}
 	if n.MaxConnections < 0 || n.ConnectTimeout < 0 || n.BufferBytes < 0 {
 		return fmt.Errorf("wagi: network max_connections, connect_timeout and buffer must not be negative")
+	}
+	if n.CAFile != "" {
+		pem, err := os.ReadFile(n.CAFile)
+		if err != nil {
+			return fmt.Errorf("wagi: network ca_file: %w", err)
+		}
+		if !bytes.Contains(pem, []byte("-----BEGIN CERTIFICATE-----")) {
+			return fmt.Errorf("wagi: network ca_file %s holds no PEM certificate", n.CAFile)
+		}
 	}
 	if env["WASI_NET"] != "" && (len(n.Allow) > 0 || len(n.Deny) > 0) {
 		return fmt.Errorf("wagi: both `network` allow/deny lists and `env WASI_NET` are set: keep one (WASI_NET is go-wagi's rule string; network's limits apply to it)")

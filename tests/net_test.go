@@ -1,8 +1,16 @@
 package tests
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +30,9 @@ var netWorld struct {
 	err     error
 	caddy   *ownCaddy
 	backend *httptest.Server
+	// tlsBackend serves HTTPS with a certificate for 127.0.0.1 and example.com, trusted
+	// through the "tls" site's ca_file only.
+	tlsBackend *httptest.Server
 	// slowStarted receives once per request to the backend's /slow, which then waits for
 	// slowRelease.
 	slowStarted chan struct{}
@@ -30,7 +41,7 @@ var netWorld struct {
 
 // netSites are the sites of the shared Caddy: each runs the netclient guest from one
 // root, so it compiles once.
-func netSites(backendPort string) map[string]string {
+func netSites(backendPort, caFile string) map[string]string {
 	wagi := func(opts string) string {
 		return "\twagi net.wasm {\n\t\troot $DIR/guest\n\t\t" + strings.ReplaceAll(opts, "\n", "\n\t\t") + "\n\t}"
 	}
@@ -45,6 +56,7 @@ func netSites(backendPort string) map[string]string {
 		"cidr":    wagi("mode cgi\nnetwork 127.0.0.0/8"),
 		"port":    wagi("mode cgi\nnetwork {\n\tallow 127.0.0.1:" + backendPort + "\n}"),
 		"limits":  wagi("mode cgi\ntimeout 2s\nnetwork {\n\tallow 127.0.0.1\n\tmax_connections 3\n\tconnect_timeout 500ms\n}"),
+		"tls":     wagi("mode cgi\nnetwork {\n\tallow localhost 127.0.0.1\n\tca_file " + caFile + "\n}"),
 		"selfcgi": wagi("mode cgi\nmax_instances 1\nmax_wait 500ms\nnetwork {\n\tallow 127.0.0.1\n}"),
 	}
 }
@@ -68,7 +80,23 @@ func startNetWorld(t *testing.T) {
 			fmt.Fprint(w, "slow done")
 		})
 		netWorld.backend = httptest.NewServer(mux) // 127.0.0.1
+		netWorld.tlsBackend = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, "tls backend says hi")
+		}))
+		var caPEM []byte
+		caPEM, netWorld.tlsBackend.TLS, netWorld.err = testCA("127.0.0.1", "example.com")
+		if netWorld.err != nil {
+			return
+		}
+		netWorld.tlsBackend.StartTLS()
 		dir := filepath.Join(world.work, "net")
+		caFile := filepath.Join(dir, "ca.pem")
+		if netWorld.err = os.MkdirAll(dir, 0o755); netWorld.err != nil {
+			return
+		}
+		if netWorld.err = os.WriteFile(caFile, caPEM, 0o644); netWorld.err != nil {
+			return
+		}
 		guest := filepath.Join(dir, "guest", "net.wasm")
 		if netWorld.err = os.MkdirAll(filepath.Dir(guest), 0o755); netWorld.err != nil {
 			return
@@ -78,7 +106,7 @@ func startNetWorld(t *testing.T) {
 			return
 		}
 		_, port, _ := net.SplitHostPort(netWorld.backend.Listener.Addr().String())
-		sites := netSites(port)
+		sites := netSites(port, caFile)
 		for name := range sites {
 			if netWorld.err = os.MkdirAll(filepath.Join(dir, name), 0o755); netWorld.err != nil {
 				return
@@ -89,6 +117,59 @@ func startNetWorld(t *testing.T) {
 	if netWorld.err != nil {
 		t.Fatal(netWorld.err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("--- caddy log (network tests) ---\n%s", netWorld.caddy.proc.logs)
+		}
+	})
+}
+
+// testCA makes a CA (returned as PEM) and a server configuration whose certificate it
+// signed for names (IP addresses or DNS names).
+func testCA(names ...string) ([]byte, *tls.Config, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "caddy-wagi test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	leafTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: names[0]},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			leafTmpl.IPAddresses = append(leafTmpl.IPAddresses, ip)
+		} else {
+			leafTmpl.DNSNames = append(leafTmpl.DNSNames, n)
+		}
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caTmpl, &leafKey.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert := tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	return caPEM, &tls.Config{Certificates: []tls.Certificate{cert}}, nil
 }
 
 // startFilewideCaddy starts Caddy as startOwnCaddy does, but for all of this file's tests:
@@ -394,5 +475,25 @@ func TestNetSelfCallWithoutFreeSlot(t *testing.T) {
 	r := netGet(t, "selfcgi", "/fetch", "url", netURL("selfcgi", "/hello"))
 	if r.status != 200 || !strings.HasPrefix(string(r.body), "503\n") || time.Since(start) > 10*time.Second {
 		t.Fatalf("self-call with one slot: %d %q after %v", r.status, r.body, time.Since(start))
+	}
+}
+
+// /tls: the host does TLS, trusting the site's ca_file; the name the guest wrote must be
+// the certificate's.
+func TestNetTLS(t *testing.T) {
+	startNetWorld(t)
+	r := netGet(t, "tls", "/fetch", "url", netWorld.tlsBackend.URL+"/")
+	if r.status != 200 || string(r.body) != "200\ntls backend says hi" {
+		t.Fatalf("https fetch: %d %q", r.status, r.body)
+	}
+	_, port, _ := net.SplitHostPort(netWorld.tlsBackend.Listener.Addr().String())
+	if b := string(netGet(t, "tls", "/open", "path", "/dev/tcp/localhost/"+port+"/tls").body); !strings.HasPrefix(b, "error: ") {
+		t.Fatalf("a name the certificate does not hold: %q", b)
+	}
+	if !netWorld.caddy.proc.logs.WaitFor(5*time.Second, "network: failed tcp localhost:"+port+"/tls: TLS handshake") {
+		t.Fatalf("no debug line for the failed handshake")
+	}
+	if b := string(netGet(t, "cgi", "/open", "path", "/dev/tcp/127.0.0.1/"+port+"/tls").body); !strings.HasPrefix(b, "error: ") {
+		t.Fatalf("a site without the CA: %q", b)
 	}
 }

@@ -12,7 +12,7 @@ use wasmtime::{Caller, Linker, Trap};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
 use wasmtime_wasi::runtime::in_tokio;
 
-use super::{errno, exported_memory, read_u32, write_u32, GuestState, WASI};
+use super::{errno, exported_memory, read_u32, with_hostcall_fuel, write_u32, GuestState, WASI};
 use crate::net::conn::Read;
 use crate::net::files::OpenError;
 
@@ -31,7 +31,6 @@ mod e {
     pub const MFILE: i32 = 33;
     pub const MSGSIZE: i32 = 35;
     pub const NOENT: i32 = 44;
-    pub const NOTSUP: i32 = 58;
     pub const PIPE: i32 = 64;
     pub const TIMEDOUT: i32 = 73;
 }
@@ -139,7 +138,7 @@ pub fn shadow_net(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         WASI,
         "fd_close",
         |mut caller: Caller<'_, GuestState>, fd: i32| -> wasmtime::Result<i32> {
-            let state = caller.data_mut();
+            let state = with_hostcall_fuel(&mut caller);
             if let Some(net) = state.net.as_mut() {
                 if net.close(fd as u32) {
                     return Ok(errno::SUCCESS);
@@ -165,7 +164,7 @@ pub fn shadow_net(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         WASI,
         "fd_fdstat_set_flags",
         |mut caller: Caller<'_, GuestState>, fd: i32, flags: i32| -> wasmtime::Result<i32> {
-            let state = caller.data_mut();
+            let state = with_hostcall_fuel(&mut caller);
             if let Some(net) = state.net.as_mut().filter(|n| n.owns(fd as u32)) {
                 net.set_nonblock(fd as u32, flags as u16 & FDFLAGS_NONBLOCK != 0);
                 return Ok(errno::SUCCESS);
@@ -295,13 +294,6 @@ fn open(state: &mut GuestState, name: &str) -> wasmtime::Result<Result<u32, Open
         Ok(t) => t,
         Err(err) => return Ok(Err(err)),
     };
-    if target.tls {
-        net.log(
-            crate::host::LogLevel::Debug,
-            "network: /tls connections are not supported yet",
-        );
-        return Ok(Err(OpenError::Unsupported));
-    }
     let watch = state.watch.clone();
     let connected = in_tokio(async {
         match &watch {
@@ -322,7 +314,6 @@ fn open_errno(err: OpenError) -> i32 {
         OpenError::TimedOut => e::TIMEDOUT,
         OpenError::Refused => e::CONNREFUSED,
         OpenError::Io => e::IO,
-        OpenError::Unsupported => e::NOTSUP,
     }
 }
 

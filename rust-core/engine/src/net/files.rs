@@ -34,6 +34,7 @@ pub type NetLog = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
 /// A connected socket, before it is handed to its task.
 pub enum Socket {
     Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     Udp(UdpSocket),
 }
 
@@ -120,8 +121,6 @@ pub enum OpenError {
     Refused,
     /// Any other resolve, connect or handshake failure.
     Io,
-    /// Not supported here.
-    Unsupported,
 }
 
 struct File {
@@ -257,10 +256,21 @@ impl NetFiles {
                 );
                 OpenError::NotFound
             })?;
-            self.connector
+            let socket = self
+                .connector
                 .connect(&addrs, target.udp)
                 .await
-                .map_err(|e| self.failed(&what, &e.to_string(), io_error(e.kind())))
+                .map_err(|e| self.failed(&what, &e.to_string(), io_error(e.kind())))?;
+            match socket {
+                Socket::Tcp(stream) if target.tls => {
+                    let ca_file = self.policy.ca_file.as_deref();
+                    super::tls::handshake(stream, &target.host, ca_file)
+                        .await
+                        .map(|tls| Socket::Tls(Box::new(tls)))
+                        .map_err(|e| self.failed(&what, &e, OpenError::Io))
+                }
+                socket => Ok(socket),
+            }
         };
         match tokio::time::timeout(timeout, attempt).await {
             Ok(result) => result,
@@ -283,6 +293,7 @@ impl NetFiles {
         );
         let task = match socket {
             Socket::Tcp(stream) => wasmtime_wasi::runtime::spawn(conn.clone().run_stream(stream)),
+            Socket::Tls(stream) => wasmtime_wasi::runtime::spawn(conn.clone().run_stream(*stream)),
             Socket::Udp(socket) => wasmtime_wasi::runtime::spawn(conn.clone().run_datagram(socket)),
         };
         self.add_conn(target, conn, task)
@@ -314,10 +325,6 @@ impl NetFiles {
             &format!("network: opened {}", target.describe()),
         );
         fd
-    }
-
-    pub fn log(&self, level: LogLevel, message: &str) {
-        (self.log)(level, message)
     }
 }
 

@@ -7,12 +7,13 @@
 //!   `WASI_NET` reading of those rules.
 //! - `conn`: one connection, driven by a tokio task, with bounded buffers the guest reads
 //!   and writes without blocking.
-//! - `files`: a guest's table of open connection files.
+//! - `files`: a guest's table of open connection files; `tls`: the host's TLS for `/tls`.
 
 pub mod conn;
 pub mod files;
 pub mod gost;
 pub mod rules;
+pub mod tls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
