@@ -52,11 +52,11 @@ func netSites(backendPort, caFile string) map[string]string {
 		"gost":    wagi("mode cgi\nenv WASI_NET bypass=127.0.0.1"),
 		"gostinv": wagi("mode cgi\nenv WASI_NET bypass=~10.0.0.0/8"),
 		"names":   wagi("mode cgi\nnetwork {\n\tallow localhost 10.0.0.0/8\n}"),
-		"namesok": wagi("mode cgi\nnetwork {\n\tallow localhost 127.0.0.0/8\n}"),
+		"namesok": wagi("mode cgi\nnetwork {\n\tallow localhost 127.0.0.0/8 ::1\n}"),
 		"cidr":    wagi("mode cgi\nnetwork 127.0.0.0/8"),
 		"port":    wagi("mode cgi\nnetwork {\n\tallow 127.0.0.1:" + backendPort + "\n}"),
 		"limits":  wagi("mode cgi\ntimeout 2s\nnetwork {\n\tallow 127.0.0.1\n\tmax_connections 3\n\tconnect_timeout 500ms\n}"),
-		"tls":     wagi("mode cgi\nnetwork {\n\tallow localhost 127.0.0.1\n\tca_file " + caFile + "\n}"),
+		"tls":     wagi("mode cgi\nnetwork {\n\tallow localhost 127.0.0.1 ::1\n\tca_file " + caFile + "\n}"),
 		"selfcgi": wagi("mode cgi\nmax_instances 1\nmax_wait 500ms\nnetwork {\n\tallow 127.0.0.1\n}"),
 	}
 }
@@ -282,7 +282,7 @@ func TestNetRules(t *testing.T) {
 			t.Errorf("%s %s: %q", c.site, path, body)
 		}
 	}
-	if !netWorld.caddy.proc.logs.WaitFor(5*time.Second, "network: refused tcp localhost:"+port+": resolves to 127.0.0.1") {
+	if !netWorld.caddy.proc.logs.WaitFor(5*time.Second, "network: refused tcp localhost:"+port+": resolves to ") {
 		t.Errorf("no debug line for the refused name")
 	}
 }
@@ -495,5 +495,47 @@ func TestNetTLS(t *testing.T) {
 	}
 	if b := string(netGet(t, "cgi", "/open", "path", "/dev/tcp/127.0.0.1/"+port+"/tls").body); !strings.HasPrefix(b, "error: ") {
 		t.Fatalf("a site without the CA: %q", b)
+	}
+}
+
+// What a guest wrote before closing still reaches the peer: closing lets the connection
+// send it (bounded), then closes.
+func TestNetWriteThenClose(t *testing.T) {
+	startNetWorld(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		n, _ := io.Copy(io.Discard, c)
+		got <- n
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	const size = 200000
+	for _, site := range []string{"cgi", "wcgi"} {
+		if b := string(netGet(t, site, "/send", "path", "/dev/tcp/127.0.0.1/"+port, "size", fmt.Sprint(size)).body); b != fmt.Sprintf("sent %d", size) {
+			t.Fatalf("%s: %q", site, b)
+		}
+		if n := <-got; n != size {
+			t.Fatalf("%s: the peer got %d of %d bytes", site, n, size)
+		}
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			n, _ := io.Copy(io.Discard, c)
+			got <- n
+		}()
 	}
 }

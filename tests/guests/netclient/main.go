@@ -36,6 +36,7 @@ func main() {
 	mux.HandleFunc("/open", open)
 	mux.HandleFunc("/hold", hold)
 	mux.HandleFunc("/echo", echo)
+	mux.HandleFunc("/send", send)
 	if os.Getenv("WAGI_WCGI") != "true" {
 		if err := cgi.Serve(mux); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -144,4 +145,21 @@ func echo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	io.Copy(w, f)
+}
+
+// send writes ?size= bytes to the connection file ?path= and closes it at once.
+func send(w http.ResponseWriter, r *http.Request) {
+	size, _ := strconv.Atoi(r.URL.Query().Get("size"))
+	f, err := os.OpenFile(r.URL.Query().Get("path"), os.O_RDWR, 0)
+	if err != nil {
+		fmt.Fprint(w, "error: "+describe(err))
+		return
+	}
+	n, err := f.Write(make([]byte, size))
+	f.Close()
+	if err != nil {
+		fmt.Fprint(w, "write error: "+err.Error())
+		return
+	}
+	fmt.Fprintf(w, "sent %d", n)
 }

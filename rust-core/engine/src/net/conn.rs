@@ -4,10 +4,15 @@
 //!
 //! TCP is a byte stream; UDP keeps datagram boundaries (one write is one datagram, one read
 //! takes one datagram).
+//!
+//! Closing (the guest's `fd_close`, or its table dropped at the end of its request or
+//! instance) lets the task send what the guest wrote before it closed, for at most
+//! [`LINGER`], then the socket closes: a guest may write a request and close at once.
 
 use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UdpSocket;
@@ -17,6 +22,8 @@ use crate::locks::lock;
 
 /// Most bytes one socket read asks for.
 const READ_CHUNK: usize = 16 << 10;
+/// How long a closed connection may still take to send what the guest wrote.
+pub const LINGER: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
 struct State {
@@ -30,6 +37,8 @@ struct State {
     eof: bool,
     /// The connection broke; reads and writes answer this from now on.
     error: Option<io::ErrorKind>,
+    /// The guest closed it: the task sends what is left, then ends.
+    closing: bool,
 }
 
 /// What a non-blocking read found.
@@ -136,6 +145,21 @@ impl Conn {
         s.tx_bytes < self.cap || s.error.is_some()
     }
 
+    /// The guest is done with the connection (see the module docs).
+    pub fn close(&self) {
+        self.lock().closing = true;
+        self.to_task.notify_one();
+    }
+
+    /// `Some(deadline)` once closing: the task ends when nothing is left to send, or then.
+    fn closing(&self, since: &mut Option<Instant>) -> Option<Instant> {
+        if self.lock().closing {
+            Some(*since.get_or_insert_with(|| Instant::now() + LINGER))
+        } else {
+            None
+        }
+    }
+
     fn fail(&self, kind: io::ErrorKind) {
         self.lock().error.get_or_insert(kind);
         self.to_guest.notify_one();
@@ -181,11 +205,19 @@ impl Conn {
         let (mut reader, mut writer) = tokio::io::split(stream);
         let mut buf = vec![0u8; READ_CHUNK];
         let mut eof = false;
+        let mut linger = None;
         loop {
+            let closing = self.closing(&mut linger);
             let room = self.rx_room().min(READ_CHUNK);
             let pending = self.next_to_send();
+            if closing.is_some() && pending.is_none() {
+                let _ = writer.shutdown().await;
+                return;
+            }
+            let until = closing.unwrap_or_else(far_future);
             tokio::select! {
-                read = reader.read(&mut buf[..room.max(1)]), if room > 0 && !eof => match read {
+                () = tokio::time::sleep_until(until.into()), if closing.is_some() => return,
+                read = reader.read(&mut buf[..room.max(1)]), if room > 0 && !eof && closing.is_none() => match read {
                     Ok(n) => {
                         eof = n == 0;
                         self.received(&buf[..n]);
@@ -206,11 +238,18 @@ impl Conn {
     /// Moves datagrams between `socket` (connected) and the buffers.
     pub async fn run_datagram(self: Arc<Self>, socket: UdpSocket) {
         let mut buf = vec![0u8; 64 << 10];
+        let mut linger = None;
         loop {
+            let closing = self.closing(&mut linger);
             let room = self.rx_room();
             let pending = self.next_to_send();
+            if closing.is_some() && pending.is_none() {
+                return;
+            }
+            let until = closing.unwrap_or_else(far_future);
             tokio::select! {
-                got = socket.recv(&mut buf), if room > 0 => match got {
+                () = tokio::time::sleep_until(until.into()), if closing.is_some() => return,
+                got = socket.recv(&mut buf), if room > 0 && closing.is_none() => match got {
                     // A datagram that would overfill the buffer is dropped, as a full
                     // socket buffer would.
                     Ok(n) if n <= room => self.received(&buf[..n]),
@@ -225,6 +264,11 @@ impl Conn {
             }
         }
     }
+}
+
+/// A deadline that is never reached (the branch using it is disabled anyway).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400)
 }
 
 async fn write_some<W: AsyncWrite + Unpin>(w: &mut W, data: Option<&[u8]>) -> io::Result<usize> {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::Notify;
-use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
+use wasmtime_wasi::runtime::with_ambient_tokio_runtime;
 
 use super::conn::Conn;
 use super::rules::{check, Host, Resolve, SystemResolver};
@@ -125,7 +125,6 @@ pub enum OpenError {
 
 struct File {
     conn: Arc<Conn>,
-    _task: AbortOnDropJoinHandle<()>,
     nonblock: bool,
 }
 
@@ -191,12 +190,15 @@ impl NetFiles {
         }
     }
 
+    /// Closes connection `fd`: its task sends what is left (bounded by
+    /// [`super::conn::LINGER`]) and ends. False when `fd` is not one.
     pub fn close(&mut self, fd: u32) -> bool {
-        let closed = self.files.remove(&fd).is_some();
-        if closed {
-            counters().open_now.fetch_sub(1, Ordering::Relaxed);
-        }
-        closed
+        let Some(file) = self.files.remove(&fd) else {
+            return false;
+        };
+        file.conn.close();
+        counters().open_now.fetch_sub(1, Ordering::Relaxed);
+        true
     }
 
     /// Checks the rules for the target of `path` (relative to `/dev`), without connecting:
@@ -291,20 +293,17 @@ impl NetFiles {
             self.policy.limits.buffer_bytes,
             self.wake.clone(),
         );
-        let task = match socket {
-            Socket::Tcp(stream) => wasmtime_wasi::runtime::spawn(conn.clone().run_stream(stream)),
-            Socket::Tls(stream) => wasmtime_wasi::runtime::spawn(conn.clone().run_stream(*stream)),
-            Socket::Udp(socket) => wasmtime_wasi::runtime::spawn(conn.clone().run_datagram(socket)),
-        };
-        self.add_conn(target, conn, task)
+        // The task ends by itself once the connection is closed (see `conn`).
+        let task = conn.clone();
+        with_ambient_tokio_runtime(|| match socket {
+            Socket::Tcp(stream) => drop(tokio::spawn(task.run_stream(stream))),
+            Socket::Tls(stream) => drop(tokio::spawn(task.run_stream(*stream))),
+            Socket::Udp(socket) => drop(tokio::spawn(task.run_datagram(socket))),
+        });
+        self.add_conn(target, conn)
     }
 
-    pub fn add_conn(
-        &mut self,
-        target: &Target,
-        conn: Arc<Conn>,
-        task: AbortOnDropJoinHandle<()>,
-    ) -> u32 {
+    fn add_conn(&mut self, target: &Target, conn: Arc<Conn>) -> u32 {
         let mut fd = self.next;
         while self.files.contains_key(&fd) {
             fd = fd.checked_add(1).unwrap_or(FD_BASE);
@@ -314,7 +313,6 @@ impl NetFiles {
             fd,
             File {
                 conn,
-                _task: task,
                 nonblock: false,
             },
         );
@@ -328,8 +326,12 @@ impl NetFiles {
     }
 }
 
+/// The end of the guest's request (CGI) or instance (WCGI) closes its connections.
 impl Drop for NetFiles {
     fn drop(&mut self) {
+        for file in self.files.values() {
+            file.conn.close();
+        }
         let n = self.files.len() as u64;
         counters().open_now.fetch_sub(n, Ordering::Relaxed);
     }
