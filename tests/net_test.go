@@ -46,18 +46,19 @@ func netSites(backendPort, caFile string) map[string]string {
 		return "\twagi net.wasm {\n\t\troot $DIR/guest\n\t\t" + strings.ReplaceAll(opts, "\n", "\n\t\t") + "\n\t}"
 	}
 	return map[string]string{
-		"cgi":     wagi("mode cgi\nnetwork {\n\tallow 127.0.0.1\n}"),
-		"wcgi":    wagi("mode wcgi\nnetwork {\n\tallow 127.0.0.1\n\tmax_connections 256\n}"),
-		"off":     wagi("mode cgi"),
-		"gost":    wagi("mode cgi\nenv WASI_NET bypass=127.0.0.1"),
-		"gostinv": wagi("mode cgi\nenv WASI_NET bypass=~10.0.0.0/8"),
-		"names":   wagi("mode cgi\nnetwork {\n\tallow localhost 10.0.0.0/8\n}"),
-		"namesok": wagi("mode cgi\nnetwork {\n\tallow localhost 127.0.0.0/8 ::1\n}"),
-		"cidr":    wagi("mode cgi\nnetwork 127.0.0.0/8"),
-		"port":    wagi("mode cgi\nnetwork {\n\tallow 127.0.0.1:" + backendPort + "\n}"),
-		"limits":  wagi("mode cgi\ntimeout 2s\nnetwork {\n\tallow 127.0.0.1\n\tmax_connections 3\n\tconnect_timeout 500ms\n}"),
-		"tls":     wagi("mode cgi\nnetwork {\n\tallow localhost 127.0.0.1 ::1\n\tca_file " + caFile + "\n}"),
-		"selfcgi": wagi("mode cgi\nmax_instances 1\nmax_wait 500ms\nnetwork {\n\tallow 127.0.0.1\n}"),
+		"cgi":      wagi("mode cgi\nnetwork {\n\tallow 127.0.0.1\n}"),
+		"wcgi":     wagi("mode wcgi\nnetwork {\n\tallow 127.0.0.1\n\tmax_connections 256\n}"),
+		"off":      wagi("mode cgi"),
+		"wcgislow": wagi("mode wcgi\nnetwork {\n\tallow 127.0.0.1\n\tconnect_timeout 1s\n}"),
+		"gost":     wagi("mode cgi\nenv WASI_NET bypass=127.0.0.1"),
+		"gostinv":  wagi("mode cgi\nenv WASI_NET bypass=~10.0.0.0/8"),
+		"names":    wagi("mode cgi\nnetwork {\n\tallow localhost 10.0.0.0/8\n}"),
+		"namesok":  wagi("mode cgi\nnetwork {\n\tallow localhost 127.0.0.0/8 ::1\n}"),
+		"cidr":     wagi("mode cgi\nnetwork 127.0.0.0/8"),
+		"port":     wagi("mode cgi\nnetwork {\n\tallow 127.0.0.1:" + backendPort + "\n}"),
+		"limits":   wagi("mode cgi\ntimeout 2s\nnetwork {\n\tallow 127.0.0.1\n\tmax_connections 3\n\tconnect_timeout 500ms\n}"),
+		"tls":      wagi("mode cgi\nnetwork {\n\tallow localhost 127.0.0.1 ::1\n\tca_file " + caFile + "\n}"),
+		"selfcgi":  wagi("mode cgi\nmax_instances 1\nmax_wait 500ms\nnetwork {\n\tallow 127.0.0.1\n}"),
 	}
 }
 
@@ -218,6 +219,15 @@ func netURL(site, path string, query ...string) string {
 func netGet(t *testing.T, site, path string, query ...string) response {
 	t.Helper()
 	return get(t, netURL(site, path, query...))
+}
+
+// warm has site load its module (and start its instance), so timings that follow measure
+// the network, not a compile.
+func warm(t *testing.T, site string) {
+	t.Helper()
+	if r := netGet(t, site, "/hello"); r.status != 200 {
+		t.Fatalf("%s: warm-up: %d %q", site, r.status, r.body)
+	}
 }
 
 func backendAddr() (host, port string) {
@@ -388,6 +398,7 @@ func fullListener(t *testing.T) string {
 // Connecting is bounded by connect_timeout.
 func TestNetConnectTimeout(t *testing.T) {
 	startNetWorld(t)
+	warm(t, "limits")
 	host, port, _ := net.SplitHostPort(fullListener(t))
 	start := time.Now()
 	body := string(netGet(t, "limits", "/open", "path", "/dev/tcp/"+host+"/"+port).body)
@@ -414,6 +425,7 @@ func TestNetDeadlineClosesConnections(t *testing.T) {
 		}
 	}()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	warm(t, "limits")
 	start := time.Now()
 	r := netGet(t, "limits", "/hold", "path", "/dev/tcp/127.0.0.1/"+port, "n", "1", "read", "1")
 	if r.status != 504 || time.Since(start) > 4*time.Second {
@@ -537,5 +549,39 @@ func TestNetWriteThenClose(t *testing.T) {
 			n, _ := io.Copy(io.Discard, c)
 			got <- n
 		}()
+	}
+}
+
+// A WCGI instance connects in the background: one request's connect to a listener that
+// never answers does not stop the instance's other requests, and fails at connect_timeout
+// as a read error.
+func TestNetWCGIConnectDoesNotBlock(t *testing.T) {
+	startNetWorld(t)
+	warm(t, "wcgislow")
+	host, port, _ := net.SplitHostPort(fullListener(t))
+	done := make(chan response, 1)
+	start := time.Now()
+	go func() {
+		done <- get(t, netURL("wcgislow", "/echo", "path", "/dev/tcp/"+host+"/"+port, "msg", "hi"))
+	}()
+	served := 0
+	for {
+		select {
+		case r := <-done:
+			took := time.Since(start)
+			if !strings.Contains(string(r.body), "read error") || !strings.Contains(string(r.body), "timed out") || took < 900*time.Millisecond {
+				t.Fatalf("connect to a full listener: %d %q after %v", r.status, r.body, took)
+			}
+			if served < 3 {
+				t.Fatalf("only %d other requests were served meanwhile", served)
+			}
+			return
+		default:
+		}
+		one := time.Now()
+		if r := netGet(t, "wcgislow", "/hello"); r.status != 200 || time.Since(one) > 500*time.Millisecond {
+			t.Fatalf("while another request connects: %d after %v", r.status, time.Since(one))
+		}
+		served++
 	}
 }

@@ -144,7 +144,9 @@ func echo(w http.ResponseWriter, r *http.Request) {
 		w.Write(buf[:n])
 		return
 	}
-	io.Copy(w, f)
+	if _, err := io.Copy(w, f); err != nil {
+		fmt.Fprint(w, "read error: "+err.Error())
+	}
 }
 
 // send writes ?size= bytes to the connection file ?path= and closes it at once.

@@ -24,6 +24,7 @@ const OFLAGS_DIRECTORY: i32 = 1 << 1;
 const RIGHTS: u64 = (1 << 1) | (1 << 6) | (1 << 3) | (1 << 21) | (1 << 27);
 
 mod e {
+    pub const ACCES: i32 = 2;
     pub const BADF: i32 = 8;
     pub const CONNREFUSED: i32 = 14;
     pub const CONNRESET: i32 = 15;
@@ -290,18 +291,19 @@ fn open(state: &mut GuestState, name: &str) -> wasmtime::Result<Result<u32, Open
     let Some(net) = state.net.as_mut() else {
         return Ok(Err(OpenError::NotFound));
     };
-    let target = match net.admit(name) {
-        Ok(t) => t,
+    let (target, host) = match net.admit(name) {
+        Ok(admitted) => admitted,
         Err(err) => return Ok(Err(err)),
     };
-    let watch = state.watch.clone();
+    // A long-lived instance connects in the background (its other goroutines keep
+    // running); a request's own guest waits, so failures are open errors, as go-wagi's.
+    let Some(watch) = state.watch.clone() else {
+        return Ok(Ok(net.start(target, host)));
+    };
     let connected = in_tokio(async {
-        match &watch {
-            Some(watch) => tokio::select! {
-                c = net.connect(&target) => Ok(c),
-                () = watch.until_over() => Err(wasmtime::Error::from(Trap::Interrupt)),
-            },
-            None => Ok(net.connect(&target).await),
+        tokio::select! {
+            c = net.connect(&target, &host) => Ok(c),
+            () = watch.until_over() => Err(wasmtime::Error::from(Trap::Interrupt)),
         }
     })?;
     Ok(connected.map(|socket| net.add(&target, socket)))
@@ -321,6 +323,8 @@ fn io_errno(kind: std::io::ErrorKind) -> i32 {
     use std::io::ErrorKind::*;
     match kind {
         ConnectionReset | ConnectionAborted => e::CONNRESET,
+        ConnectionRefused => e::CONNREFUSED,
+        PermissionDenied => e::ACCES,
         BrokenPipe | WriteZero => e::PIPE,
         TimedOut => e::TIMEDOUT,
         InvalidInput => e::MSGSIZE,

@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 
+use super::files::Socket;
 use crate::locks::lock;
 
 /// Most bytes one socket read asks for.
@@ -160,7 +161,17 @@ impl Conn {
         }
     }
 
-    fn fail(&self, kind: io::ErrorKind) {
+    /// Moves bytes for `socket` until the connection ends.
+    pub async fn run(self: Arc<Self>, socket: Socket) {
+        match socket {
+            Socket::Tcp(stream) => self.run_stream(stream).await,
+            Socket::Tls(stream) => self.run_stream(*stream).await,
+            Socket::Udp(socket) => self.run_datagram(socket).await,
+        }
+    }
+
+    /// The connection broke (or never connected): reads and writes answer `kind`.
+    pub fn fail(&self, kind: io::ErrorKind) {
         self.lock().error.get_or_insert(kind);
         self.to_guest.notify_one();
     }

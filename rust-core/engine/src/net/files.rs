@@ -128,18 +128,80 @@ struct File {
     nonblock: bool,
 }
 
+/// Resolves, checks and connects targets for one guest: what an open does once the written
+/// host passed the rules. Shared with the tasks of connections opened without waiting.
+struct Dialer {
+    policy: Arc<NetPolicy>,
+    log: NetLog,
+    resolver: Arc<dyn Resolve>,
+    connector: Arc<dyn Connect>,
+}
+
+impl Dialer {
+    /// Resolves, checks every address and connects (then does TLS for `/tls`), bounded by
+    /// the connect timeout.
+    async fn connect(&self, target: &Target, host: &Host) -> Result<Socket, OpenError> {
+        let what = target.describe();
+        let attempt = async {
+            let addrs = check(
+                &self.policy.rules,
+                self.resolver.as_ref(),
+                host,
+                target.port,
+            )
+            .await
+            .map_err(|refusal| {
+                count(&counters().refused);
+                self.debug(format!("network: refused {what}: {refusal}"));
+                OpenError::NotFound
+            })?;
+            let socket = self
+                .connector
+                .connect(&addrs, target.udp)
+                .await
+                .map_err(|e| self.failed(&what, &e.to_string(), io_error(e.kind())))?;
+            match socket {
+                Socket::Tcp(stream) if target.tls => {
+                    let ca_file = self.policy.ca_file.as_deref();
+                    super::tls::handshake(stream, &target.host, ca_file)
+                        .await
+                        .map(|tls| Socket::Tls(Box::new(tls)))
+                        .map_err(|e| self.failed(&what, &e, OpenError::Io))
+                }
+                socket => Ok(socket),
+            }
+        };
+        match tokio::time::timeout(self.policy.limits.connect_timeout, attempt).await {
+            Ok(Ok(socket)) => {
+                count(&counters().opened);
+                self.debug(format!("network: opened {what}"));
+                Ok(socket)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(self.failed(&what, "connect timed out", OpenError::TimedOut)),
+        }
+    }
+
+    fn failed(&self, what: &str, why: &str, error: OpenError) -> OpenError {
+        count(&counters().failed);
+        self.debug(format!("network: failed {what}: {why}"));
+        error
+    }
+
+    fn debug(&self, message: String) {
+        (self.log)(LogLevel::Debug, &message)
+    }
+}
+
 /// A guest's connection files.
 pub struct NetFiles {
-    policy: Arc<NetPolicy>,
     /// The fd of the guest's `/dev` preopen.
     pub dev_fd: u32,
     files: HashMap<u32, File>,
     next: u32,
     /// Signalled whenever one of the connections may have become ready.
     pub wake: Arc<Notify>,
-    log: NetLog,
-    resolver: Arc<dyn Resolve>,
-    connector: Arc<dyn Connect>,
+    dialer: Arc<Dialer>,
 }
 
 impl NetFiles {
@@ -161,14 +223,16 @@ impl NetFiles {
         connector: Arc<dyn Connect>,
     ) -> NetFiles {
         NetFiles {
-            policy,
             dev_fd,
             files: HashMap::new(),
             next: FD_BASE,
             wake: Arc::new(Notify::new()),
-            log,
-            resolver,
-            connector,
+            dialer: Arc::new(Dialer {
+                policy,
+                log,
+                resolver,
+                connector,
+            }),
         }
     }
 
@@ -201,109 +265,78 @@ impl NetFiles {
         true
     }
 
-    /// Checks the rules for the target of `path` (relative to `/dev`), without connecting:
-    /// what the first part of an open does before anything leaves the host.
-    pub fn admit(&self, path: &str) -> Result<Target, OpenError> {
-        let Some(target) = Target::parse(path) else {
-            (self.log)(
-                LogLevel::Debug,
-                &format!("network: no such device /dev/{path}"),
-            );
+    /// The first part of an open, before anything is resolved or leaves the host: the
+    /// path, the connection cap, and the rules on the host as the guest wrote it.
+    pub fn admit(&self, path: &str) -> Result<(Target, Host), OpenError> {
+        let log = |m: String| self.dialer.debug(m);
+        let Some(target) = Target::parse(path).filter(|t| !(t.tls && t.udp)) else {
+            log(format!("network: no such device /dev/{path}"));
             return Err(OpenError::NotFound);
         };
-        if self.files.len() >= self.policy.limits.max_connections as usize {
+        let what = target.describe();
+        let limits = self.dialer.policy.limits;
+        if self.files.len() >= limits.max_connections as usize {
             count(&counters().refused);
-            (self.log)(
-                LogLevel::Debug,
-                &format!(
-                    "network: refused {}: all {} connections of this guest are open",
-                    target.describe(),
-                    self.policy.limits.max_connections
-                ),
-            );
+            let max = limits.max_connections;
+            log(format!(
+                "network: refused {what}: all {max} connections of this guest are open"
+            ));
             return Err(OpenError::TooMany);
         }
-        if target.tls && target.udp {
-            return Err(OpenError::NotFound);
-        }
-        Ok(target)
-    }
-
-    /// Resolves, checks and connects `target`, bounded by the connect timeout; the caller
-    /// bounds it by the request's deadline as well.
-    pub async fn connect(&self, target: &Target) -> Result<Socket, OpenError> {
-        let what = target.describe();
         let Some(host) = Host::parse(&target.host) else {
             count(&counters().refused);
-            (self.log)(
-                LogLevel::Debug,
-                &format!("network: refused {what}: bad host"),
-            );
+            log(format!("network: refused {what}: bad host"));
             return Err(OpenError::NotFound);
         };
-        let timeout = self.policy.limits.connect_timeout;
-        let attempt = async {
-            let addrs = check(
-                &self.policy.rules,
-                self.resolver.as_ref(),
-                &host,
-                target.port,
-            )
-            .await
-            .map_err(|refusal| {
-                count(&counters().refused);
-                (self.log)(
-                    LogLevel::Debug,
-                    &format!("network: refused {what}: {refusal}"),
-                );
-                OpenError::NotFound
-            })?;
-            let socket = self
-                .connector
-                .connect(&addrs, target.udp)
-                .await
-                .map_err(|e| self.failed(&what, &e.to_string(), io_error(e.kind())))?;
-            match socket {
-                Socket::Tcp(stream) if target.tls => {
-                    let ca_file = self.policy.ca_file.as_deref();
-                    super::tls::handshake(stream, &target.host, ca_file)
-                        .await
-                        .map(|tls| Socket::Tls(Box::new(tls)))
-                        .map_err(|e| self.failed(&what, &e, OpenError::Io))
-                }
-                socket => Ok(socket),
-            }
-        };
-        match tokio::time::timeout(timeout, attempt).await {
-            Ok(result) => result,
-            Err(_) => Err(self.failed(&what, "connect timed out", OpenError::TimedOut)),
+        if !self.dialer.policy.rules.admits(&host, target.port) {
+            count(&counters().refused);
+            log(format!(
+                "network: refused {what}: {}",
+                super::rules::Refusal::NotAllowed
+            ));
+            return Err(OpenError::NotFound);
         }
+        Ok((target, host))
     }
 
-    fn failed(&self, what: &str, why: &str, error: OpenError) -> OpenError {
-        count(&counters().failed);
-        (self.log)(LogLevel::Debug, &format!("network: failed {what}: {why}"));
-        error
+    /// Connects an admitted target, waiting for it (bounded by the connect timeout; the
+    /// caller bounds it by the request's deadline as well).
+    pub async fn connect(&self, target: &Target, host: &Host) -> Result<Socket, OpenError> {
+        self.dialer.connect(target, host).await
     }
 
     /// Adds a connected socket as a new file and starts its task.
     pub fn add(&mut self, target: &Target, socket: Socket) -> u32 {
-        let conn = Conn::new(
-            target.udp,
-            self.policy.limits.buffer_bytes,
-            self.wake.clone(),
-        );
-        // The task ends by itself once the connection is closed (see `conn`).
+        let conn = self.new_conn(target);
         let task = conn.clone();
-        with_ambient_tokio_runtime(|| match socket {
-            Socket::Tcp(stream) => drop(tokio::spawn(task.run_stream(stream))),
-            Socket::Tls(stream) => drop(tokio::spawn(task.run_stream(*stream))),
-            Socket::Udp(socket) => drop(tokio::spawn(task.run_datagram(socket))),
-        });
-        self.add_conn(target, conn)
+        with_ambient_tokio_runtime(|| drop(tokio::spawn(task.run(socket))));
+        self.insert(conn)
     }
 
-    fn add_conn(&mut self, target: &Target, conn: Arc<Conn>) -> u32 {
+    /// Adds an admitted target as a new file at once and connects it in the background:
+    /// reads wait (EAGAIN) and writes are buffered until it is connected; if it cannot be,
+    /// they fail with the reason (refused: EACCES; else ECONNREFUSED, ETIMEDOUT, EIO). For
+    /// long-lived instances, which must not stop for one goroutine's connect.
+    pub fn start(&mut self, target: Target, host: Host) -> u32 {
+        let conn = self.new_conn(&target);
+        let (task, dialer) = (conn.clone(), self.dialer.clone());
+        with_ambient_tokio_runtime(|| {
+            drop(tokio::spawn(async move {
+                match dialer.connect(&target, &host).await {
+                    Ok(socket) => task.run(socket).await,
+                    Err(e) => task.fail(open_error_kind(e)),
+                }
+            }))
+        });
+        self.insert(conn)
+    }
+
+    fn new_conn(&self, target: &Target) -> Arc<Conn> {
+        let cap = self.dialer.policy.limits.buffer_bytes;
+        Conn::new(target.udp, cap, self.wake.clone())
+    }
+
+    fn insert(&mut self, conn: Arc<Conn>) -> u32 {
         let mut fd = self.next;
         while self.files.contains_key(&fd) {
             fd = fd.checked_add(1).unwrap_or(FD_BASE);
@@ -316,13 +349,18 @@ impl NetFiles {
                 nonblock: false,
             },
         );
-        count(&counters().opened);
         counters().open_now.fetch_add(1, Ordering::Relaxed);
-        (self.log)(
-            LogLevel::Debug,
-            &format!("network: opened {}", target.describe()),
-        );
         fd
+    }
+}
+
+/// How a background connect's failure reads to the guest.
+fn open_error_kind(e: OpenError) -> io::ErrorKind {
+    match e {
+        OpenError::NotFound | OpenError::TooMany => io::ErrorKind::PermissionDenied,
+        OpenError::Refused => io::ErrorKind::ConnectionRefused,
+        OpenError::TimedOut => io::ErrorKind::TimedOut,
+        OpenError::Io => io::ErrorKind::Other,
     }
 }
 
@@ -374,8 +412,8 @@ mod tests {
     }
 
     fn open(files: &NetFiles, path: &str) -> Result<Socket, OpenError> {
-        let target = files.admit(path)?;
-        wasmtime_wasi::runtime::in_tokio(files.connect(&target))
+        let (target, host) = files.admit(path)?;
+        wasmtime_wasi::runtime::in_tokio(files.connect(&target, &host))
     }
 
     #[test]

@@ -232,8 +232,9 @@ pub enum RuleSet {
 }
 
 impl RuleSet {
-    /// Selects the host as the guest wrote it.
-    fn admits(&self, host: &Host, port: u16) -> bool {
+    /// Selects the host as the guest wrote it (the first step of [`check`], which needs no
+    /// resolving).
+    pub fn admits(&self, host: &Host, port: u16) -> bool {
         match self {
             RuleSet::List(l) => {
                 l.allow.iter().any(|e| e.matches_host(host, port))
