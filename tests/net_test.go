@@ -483,6 +483,7 @@ func TestNetEchoTCPAndUDP(t *testing.T) {
 // self-call's 503 (its wait for a slot is bounded by max_wait) instead of hanging.
 func TestNetSelfCallWithoutFreeSlot(t *testing.T) {
 	startNetWorld(t)
+	warm(t, "selfcgi")
 	start := time.Now()
 	r := netGet(t, "selfcgi", "/fetch", "url", netURL("selfcgi", "/hello"))
 	if r.status != 200 || !strings.HasPrefix(string(r.body), "503\n") || time.Since(start) > 10*time.Second {
