@@ -196,8 +196,8 @@ enum wagi_field
   WAGI_FIELD_NET_DENY = 32,
   /*
    A go-wagi `WASI_NET` rule string (`bypass=...`). Turns outbound network on with that
-   reading. A site record whose env holds a non-empty `WASI_NET` and no network field
-   gets it from there.
+   reading. A site record whose env holds a non-empty `WASI_NET` and no allow/deny
+   field gets it from there (the other network fields then apply to it).
    */
   WAGI_FIELD_NET_WASI = 33,
   /*

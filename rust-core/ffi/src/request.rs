@@ -82,8 +82,8 @@ pub enum wagi_field {
     /// One `network` deny entry, as for `WAGI_FIELD_NET_ALLOW`.
     WAGI_FIELD_NET_DENY = 32,
     /// A go-wagi `WASI_NET` rule string (`bypass=...`). Turns outbound network on with that
-    /// reading. A site record whose env holds a non-empty `WASI_NET` and no network field
-    /// gets it from there.
+    /// reading. A site record whose env holds a non-empty `WASI_NET` and no allow/deny
+    /// field gets it from there (the other network fields then apply to it).
     WAGI_FIELD_NET_WASI = 33,
     /// Decimal count of connection files a CGI request or a WCGI instance may hold open.
     WAGI_FIELD_NET_MAX_CONNECTIONS = 34,
@@ -409,6 +409,46 @@ mod tests {
         assert!(
             site.module_path.as_os_str().is_empty(),
             "the site is untouched"
+        );
+    }
+
+    #[test]
+    fn network_fields_and_wasi_net() {
+        use wagi_field::*;
+        let mut rec = Vec::new();
+        put(&mut rec, WAGI_FIELD_NET_ALLOW, &["127.0.0.1"]);
+        put(&mut rec, WAGI_FIELD_NET_DENY, &["*.evil.test"]);
+        put(&mut rec, WAGI_FIELD_NET_MAX_CONNECTIONS, &["7"]);
+        put(&mut rec, WAGI_FIELD_NET_CONNECT_TIMEOUT_MS, &["1500"]);
+        let policy = decode_site(&rec).unwrap().network.unwrap();
+        assert_eq!(policy.limits.max_connections, 7);
+        assert_eq!(policy.limits.connect_timeout, Duration::from_millis(1500));
+        assert!(
+            matches!(&policy.rules, RuleSet::List(l) if l.allow.len() == 1 && l.deny.len() == 1)
+        );
+
+        let mut bad = Vec::new();
+        put(&mut bad, WAGI_FIELD_NET_ALLOW, &["not a host"]);
+        assert!(decode_site(&bad).is_err());
+
+        assert!(
+            decode_site(&[]).unwrap().network.is_none(),
+            "off by default"
+        );
+        let mut env = Vec::new();
+        put(&mut env, WAGI_FIELD_ENV, &["WASI_NET", "bypass=127.0.0.1"]);
+        put(&mut env, WAGI_FIELD_NET_MAX_CONNECTIONS, &["3"]);
+        let policy = decode_site(&env).unwrap().network.unwrap();
+        assert_eq!(
+            policy.rules,
+            RuleSet::Gost(GostRules::parse("bypass=127.0.0.1"))
+        );
+        assert_eq!(policy.limits.max_connections, 3);
+        let mut empty = Vec::new();
+        put(&mut empty, WAGI_FIELD_ENV, &["WASI_NET", ""]);
+        assert!(
+            decode_site(&empty).unwrap().network.is_none(),
+            "empty WASI_NET: off"
         );
     }
 }
