@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -46,9 +47,11 @@ func netSites(backendPort, caFile string) map[string]string {
 		return "\twagi net.wasm {\n\t\troot $DIR/guest\n\t\t" + strings.ReplaceAll(opts, "\n", "\n\t\t") + "\n\t}"
 	}
 	return map[string]string{
-		"cgi":      wagi("mode cgi\nnetwork {\n\tallow 127.0.0.1\n}"),
-		"wcgi":     wagi("mode wcgi\nnetwork {\n\tallow 127.0.0.1\n\tmax_connections 256\n}"),
-		"off":      wagi("mode cgi"),
+		"cgi":  wagi("mode cgi\nnetwork {\n\tallow 127.0.0.1\n}"),
+		"wcgi": wagi("mode wcgi\nnetwork {\n\tallow 127.0.0.1\n\tmax_connections 256\n}"),
+		"off":  wagi("mode cgi"),
+		// Its own copy of the module, so replacing it leaves the other sites alone.
+		"wcgirepl": "\twagi net.wasm {\n\t\tmode wcgi\n\t\ttimeout 1s\n\t\tnetwork 127.0.0.1\n\t}",
 		"wcgislow": wagi("mode wcgi\nnetwork {\n\tallow 127.0.0.1\n\tconnect_timeout 1s\n}"),
 		"gost":     wagi("mode cgi\nenv WASI_NET bypass=127.0.0.1"),
 		"gostinv":  wagi("mode cgi\nenv WASI_NET bypass=~10.0.0.0/8"),
@@ -112,6 +115,9 @@ func startNetWorld(t *testing.T) {
 			if netWorld.err = os.MkdirAll(filepath.Join(dir, name), 0o755); netWorld.err != nil {
 				return
 			}
+		}
+		if netWorld.err = copyGuest(guest, filepath.Join(dir, "wcgirepl", "net.wasm")); netWorld.err != nil {
+			return
 		}
 		netWorld.caddy, netWorld.err = startFilewideCaddy(dir, "\tdebug\n", sites)
 	})
@@ -584,5 +590,56 @@ func TestNetWCGIConnectDoesNotBlock(t *testing.T) {
 			t.Fatalf("while another request connects: %d after %v", r.status, time.Since(one))
 		}
 		served++
+	}
+}
+
+// copyGuest writes the module at from to to (a new file version each time).
+func copyGuest(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	tmp := to + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, to)
+}
+
+// A WCGI instance's connections belong to it, not to the request that opened them; they
+// close when the instance is replaced (here: its module file is).
+func TestNetWCGIReplacementClosesConnections(t *testing.T) {
+	startNetWorld(t)
+	warm(t, "wcgirepl")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	// The request times out; the goroutine reading the connection keeps it.
+	if r := netGet(t, "wcgirepl", "/hold", "path", "/dev/tcp/127.0.0.1/"+port, "n", "1", "read", "1"); r.status != 504 {
+		t.Fatalf("a request reading a silent peer: %d %q", r.status, r.body)
+	}
+	c := <-accepted
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the instance's connection after its request ended: %v (want still open)", err)
+	}
+	site := filepath.Join(netWorld.caddy.dir, "wcgirepl", "net.wasm")
+	if err := copyGuest(site, site); err != nil {
+		t.Fatal(err)
+	}
+	warm(t, "wcgirepl") // a new instance of the new version; the old one is drained
+	c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the replaced instance's connection: %d %v (want EOF: closed)", n, err)
 	}
 }
