@@ -72,7 +72,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 
 // subdirectives lists what may appear inside a `wagi { }` block.
 var subdirectives = []string{"root", "index", "split", "env", "timeout", "memory", "max_wait",
-	"max_body", "max_instances", "cache_dir", "cache_max_age", "keepalive", "precompile", "mount", "mode", "instances", "argv", "entrypoint", "stderr"}
+	"max_body", "max_instances", "cache_dir", "cache_max_age", "keepalive", "precompile", "mount", "mode", "instances", "argv", "entrypoint", "stderr", "network"}
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
@@ -96,6 +96,7 @@ var subdirectives = []string{"root", "index", "split", "env", "timeout", "memory
 //	    argv <arg0> [<args...>]
 //	    entrypoint <function>
 //	    stderr log|discard
+//	    network [<allow entry...>] { allow|deny <entry...>; max_connections <n>; connect_timeout <d>; buffer <size>; ca_file <pem> }
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -209,6 +210,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.Precompile = true
+		case "network":
+			n, err := parseNetwork(d)
+			if err != nil {
+				return err
+			}
+			h.Network = n
 		case "mount":
 			m, err := parseMount(d)
 			if err != nil {

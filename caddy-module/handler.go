@@ -116,6 +116,11 @@ type Handler struct {
 	// at its own path unless a mount places something there.
 	Mounts []Mount `json:"mounts,omitempty"`
 
+	// Network turns on outbound connections for guests (go-wagi's /dev/tcp files) with
+	// allow/deny rules; off (no /dev at all) when absent, unless Env holds go-wagi's
+	// WASI_NET rule string. See Network.
+	Network *Network `json:"network,omitempty"`
+
 	engine *engine.Engine
 	site   *engine.Site
 	logger *zap.Logger
@@ -255,7 +260,7 @@ func (h *Handler) Validate() error {
 	if h.Index != indexOff && strings.ContainsRune(h.Index, filepath.Separator) && filepath.IsAbs(h.Index) {
 		return fmt.Errorf("wagi: index %q must be relative to the root", h.Index)
 	}
-	return nil
+	return h.Network.validate(h.Env)
 }
 
 // useApp takes the engine from the `wagi` app (Caddy loads it with its defaults when the

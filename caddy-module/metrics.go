@@ -115,12 +115,13 @@ var (
 	descWCGIStarted    = prometheus.NewDesc("wagi_wcgi_instances_started_total", "Long-lived (WCGI) instances started.", nil, nil)
 	descWCGIReplaced   = prometheus.NewDesc("wagi_wcgi_instances_replaced_total", "Long-lived (WCGI) instances replaced: module changed, instance ended or wedged, or restarted through the admin API.", nil, nil)
 	descWCGIMemory     = prometheus.NewDesc("wagi_wcgi_memory_bytes", "Linear memory of the alive long-lived (WCGI) instances.", nil, nil)
-	descOutbound       = prometheus.NewDesc("wagi_outbound_connections_total", "Outbound connections guests opened.", nil, nil)
+	descOutbound       = prometheus.NewDesc("wagi_outbound_connections_total", "Outbound connections guests asked for, by result: opened, refused (rules or cap) or failed (resolve, connect, handshake).", []string{"result"}, nil)
+	descOutboundOpen   = prometheus.NewDesc("wagi_outbound_connections_open", "Outbound connections open now.", nil, nil)
 )
 
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCompiles, descCompileSeconds, descDiskCache, descModules, descRunning,
-		descWaiting, descWCGIRunning, descWCGIStarted, descWCGIReplaced, descWCGIMemory, descOutbound} {
+		descWaiting, descWCGIRunning, descWCGIStarted, descWCGIReplaced, descWCGIMemory, descOutbound, descOutboundOpen} {
 		ch <- d
 	}
 }
@@ -153,7 +154,10 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descWCGIStarted, float64(s.WCGIStarted))
 	counter(descWCGIReplaced, float64(s.WCGIReplaced))
 	gauge(descWCGIMemory, float64(s.WCGIMemoryBytes))
-	counter(descOutbound, float64(s.OutboundConnections))
+	counter(descOutbound, float64(s.OutboundOpened), "opened")
+	counter(descOutbound, float64(s.OutboundRefused), "refused")
+	counter(descOutbound, float64(s.OutboundFailed), "failed")
+	gauge(descOutboundOpen, float64(s.OutboundOpen))
 }
 
 var _ prometheus.Collector = (*engineCollector)(nil)

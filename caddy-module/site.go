@@ -70,6 +70,7 @@ func (h *Handler) describeSite(rec *engine.Record) {
 	rec.Add(engine.FieldMode, h.Mode)
 	rec.AddInt(engine.FieldInstances, int64(h.Instances))
 	rec.Add(engine.FieldStderr, h.Stderr)
+	h.Network.describe(rec)
 }
 
 // describeArgs adds the configured argv to the site: as it is, or, when it holds

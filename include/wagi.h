@@ -202,6 +202,37 @@ enum wagi_field
    What becomes of the guest's stderr: `log` (default) or `discard`.
    */
   WAGI_FIELD_STDERR = 34,
+  /*
+   One `network` allow entry (`host`, `*.domain`, IP, CIDR, optional `:port[-port]`).
+   Turns outbound network on, with the `network` lists.
+   */
+  WAGI_FIELD_NET_ALLOW = 35,
+  /*
+   One `network` deny entry, as for `WAGI_FIELD_NET_ALLOW`.
+   */
+  WAGI_FIELD_NET_DENY = 36,
+  /*
+   A go-wagi `WASI_NET` rule string (`bypass=...`). Turns outbound network on with that
+   reading. A site record whose env holds a non-empty `WASI_NET` and no allow/deny
+   field gets it from there (the other network fields then apply to it).
+   */
+  WAGI_FIELD_NET_WASI = 37,
+  /*
+   Decimal count of connection files a CGI request or a WCGI instance may hold open.
+   */
+  WAGI_FIELD_NET_MAX_CONNECTIONS = 38,
+  /*
+   Decimal milliseconds resolving and connecting may take.
+   */
+  WAGI_FIELD_NET_CONNECT_TIMEOUT_MS = 39,
+  /*
+   Decimal bytes buffered per direction per connection.
+   */
+  WAGI_FIELD_NET_BUFFER_BYTES = 40,
+  /*
+   PEM file of CAs trusted for `/tls` connections besides the system's.
+   */
+  WAGI_FIELD_NET_CA_FILE = 41,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum wagi_field wagi_field;
@@ -359,9 +390,21 @@ typedef struct wagi_stats {
    */
   uint64_t wcgi_memory_bytes;
   /*
-   Outbound connections guests opened.
+   Outbound connections guests opened (process-wide).
    */
-  uint64_t outbound_connections;
+  uint64_t outbound_opened;
+  /*
+   Outbound connections refused by the rules or the connection cap.
+   */
+  uint64_t outbound_refused;
+  /*
+   Outbound connections that failed to resolve, connect or handshake.
+   */
+  uint64_t outbound_failed;
+  /*
+   Outbound connections open now.
+   */
+  uint64_t outbound_open;
 } wagi_stats;
 
 /*

@@ -49,6 +49,14 @@ const (
 	FieldSiteArg        Field = C.WAGI_FIELD_SITE_ARG
 	FieldEntrypoint     Field = C.WAGI_FIELD_ENTRYPOINT
 	FieldStderr         Field = C.WAGI_FIELD_STDERR
+
+	FieldNetAllow            Field = C.WAGI_FIELD_NET_ALLOW
+	FieldNetDeny             Field = C.WAGI_FIELD_NET_DENY
+	FieldNetWasi             Field = C.WAGI_FIELD_NET_WASI
+	FieldNetMaxConnections   Field = C.WAGI_FIELD_NET_MAX_CONNECTIONS
+	FieldNetConnectTimeoutMs Field = C.WAGI_FIELD_NET_CONNECT_TIMEOUT_MS
+	FieldNetBufferBytes      Field = C.WAGI_FIELD_NET_BUFFER_BYTES
+	FieldNetCAFile           Field = C.WAGI_FIELD_NET_CA_FILE
 )
 
 // Record is a request record under construction: tagged fields of length-prefixed strings,

@@ -7,7 +7,8 @@
 //! leaves, only from leaves listed before it):
 //! 1. Leaves: `failure`, `locks`, `trim`, `request`, `response_fields`, `cgi_response`,
 //!    `host`, `cgi_env`, `cgi_output`, `stdio`, `wasi_ctx`, `limiter`, `deadline`, `pipe`,
-//!    `sealed`, `disk_cache`, `stats`.
+//!    `sealed`, `disk_cache`, `stats`, `net` (after `host`, `locks` and `deadline`; `wasi_ctx`
+//!    makes its table).
 //! 2. `guest/`: the state a guest's store holds, and the linkers with the WASI functions
 //!    this crate replaces (`poll`, `stdin`, `symlinks`).
 //! 3. `tier` (the engines of the two compile tiers), `background` (the low-priority
@@ -27,6 +28,7 @@ mod failure;
 mod host;
 mod limiter;
 mod locks;
+mod net;
 mod pipe;
 mod request;
 mod response_fields;
@@ -57,6 +59,11 @@ pub use engine::{Engine, EngineConfig, Site};
 pub use failure::{Failure, FailureKind};
 pub use host::{ClientGone, EngineLog, EventLog, Host, LogFields, LogLevel};
 pub use module_cache::ModuleInfo;
+pub use net::gost::GostRules;
+pub use net::{
+    counters as net_counters, Entry as NetEntry, ListRules, NetCounters, NetLimits, NetPolicy,
+    RuleSet,
+};
 pub use request::{
     CacheSettings, HttpFacts, Limits, Mode, Mount, RunSpec, ScriptFacts, StderrMode,
 };

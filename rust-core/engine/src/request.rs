@@ -142,6 +142,8 @@ pub struct RunSpec {
     pub wcgi_instances: u32,
     /// Whether the guest's stderr is logged.
     pub stderr: StderrMode,
+    /// Outbound network (`/dev/tcp/...` files); `None`: no `/dev` at all.
+    pub network: Option<std::sync::Arc<crate::net::NetPolicy>>,
 }
 
 impl RunSpec {

@@ -23,8 +23,6 @@ pub struct EngineStats {
     /// Long-lived instances stopped to be replaced: module changed, instance ended or
     /// wedged, or restarted through the admin API. Idle ones stopped are not counted.
     pub wcgi_replaced: AtomicU64,
-    /// Outbound connections guests opened (networking counts them here).
-    pub outbound_connections: AtomicU64,
 }
 
 impl EngineStats {
@@ -51,7 +49,6 @@ impl EngineStats {
             disk_cache_rejects: get(&self.disk_cache_rejects),
             wcgi_started: get(&self.wcgi_started),
             wcgi_replaced: get(&self.wcgi_replaced),
-            outbound_connections: get(&self.outbound_connections),
             ..StatsSnapshot::default()
         }
     }
@@ -67,7 +64,12 @@ pub struct StatsSnapshot {
     pub disk_cache_rejects: u64,
     pub wcgi_started: u64,
     pub wcgi_replaced: u64,
-    pub outbound_connections: u64,
+    /// Outbound connections guests opened, were refused (rules, cap), or failed to open
+    /// (resolve, connect, handshake); and those open now. Process-wide (`net::counters`).
+    pub outbound_opened: u64,
+    pub outbound_refused: u64,
+    pub outbound_failed: u64,
+    pub outbound_open: u64,
     /// Modules held in memory now.
     pub modules_loaded: u64,
     /// Long-lived instances alive now (draining ones included).

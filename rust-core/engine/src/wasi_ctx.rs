@@ -1,10 +1,16 @@
 //! The WASI context every guest gets, CGI or WCGI: argv, environment, stdio and mounts.
 
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
 use wasmtime_wasi::cli::{StdinStream, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::failure::{Failure, FailureKind};
+use crate::net::files::NetLog;
+use crate::net::NetFiles;
 use crate::request::RunSpec;
 
 /// Builds the guest's WASI context for `spec` with the given arguments, environment and
@@ -41,5 +47,50 @@ pub fn build(
                 )
             })?;
     }
+    if spec.network.is_some() {
+        // Last, so its fd is `dev_fd(spec)`.
+        wasi.preopened_dir(empty_dir()?, "/dev", FsPerms::ReadOnly)
+            .map_err(|e| {
+                Failure::new(FailureKind::Internal, format!("cannot mount /dev: {e:#}"))
+            })?;
+    }
     Ok(wasi.build_p1())
+}
+
+/// The guest's connection-file table when its site has networking on. The `/dev` preopen
+/// comes after stdio (0-2) and the site's mounts, each one fd, as wasmtime-wasi numbers them.
+pub fn net_files(spec: &RunSpec, log: NetLog) -> Option<NetFiles> {
+    let dev_fd = 3 + u32::try_from(spec.mounts.len()).ok()?;
+    Some(NetFiles::new(spec.network.clone()?, dev_fd, log))
+}
+
+/// An empty directory of ours to stand for `/dev` (the guest sees it read-only and empty;
+/// its entries are connection paths served by `guest::net`).
+fn empty_dir() -> Result<&'static Path, Failure> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let made = DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("caddy-wagi-dev-{}", std::process::id()));
+        let fresh = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        let meta = std::fs::symlink_metadata(&dir).map_err(|e| e.to_string())?;
+        let empty = std::fs::read_dir(&dir)
+            .map_err(|e| e.to_string())?
+            .next()
+            .is_none();
+        let ours = meta.is_dir() && meta.uid() == own_uid() && empty;
+        match (fresh, ours) {
+            (_, true) => Ok(dir),
+            (Err(e), false) => Err(format!("{}: {e}", dir.display())),
+            (Ok(()), false) => Err(format!(
+                "{} is not an empty directory of ours",
+                dir.display()
+            )),
+        }
+    });
+    made.as_deref()
+        .map_err(|e| Failure::new(FailureKind::Internal, format!("cannot make /dev: {e}")))
+}
+
+/// This process's user id (the owner of its /proc entry).
+fn own_uid() -> u32 {
+    std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
 }

@@ -9,7 +9,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use wagi_core::{Failure, FailureKind, Mode, Mount, RunSpec, StderrMode};
+use std::sync::Arc;
+
+use wagi_core::{
+    Failure, FailureKind, GostRules, ListRules, Mode, Mount, NetEntry, NetLimits, NetPolicy,
+    RuleSet, RunSpec, StderrMode,
+};
 
 /// Field tags of the request record.
 #[repr(u8)]
@@ -80,12 +85,29 @@ pub enum wagi_field {
     WAGI_FIELD_ENTRYPOINT = 33,
     /// What becomes of the guest's stderr: `log` (default) or `discard`.
     WAGI_FIELD_STDERR = 34,
+    /// One `network` allow entry (`host`, `*.domain`, IP, CIDR, optional `:port[-port]`).
+    /// Turns outbound network on, with the `network` lists.
+    WAGI_FIELD_NET_ALLOW = 35,
+    /// One `network` deny entry, as for `WAGI_FIELD_NET_ALLOW`.
+    WAGI_FIELD_NET_DENY = 36,
+    /// A go-wagi `WASI_NET` rule string (`bypass=...`). Turns outbound network on with that
+    /// reading. A site record whose env holds a non-empty `WASI_NET` and no allow/deny
+    /// field gets it from there (the other network fields then apply to it).
+    WAGI_FIELD_NET_WASI = 37,
+    /// Decimal count of connection files a CGI request or a WCGI instance may hold open.
+    WAGI_FIELD_NET_MAX_CONNECTIONS = 38,
+    /// Decimal milliseconds resolving and connecting may take.
+    WAGI_FIELD_NET_CONNECT_TIMEOUT_MS = 39,
+    /// Decimal bytes buffered per direction per connection.
+    WAGI_FIELD_NET_BUFFER_BYTES = 40,
+    /// PEM file of CAs trusted for `/tls` connections besides the system's.
+    WAGI_FIELD_NET_CA_FILE = 41,
 }
 
 impl wagi_field {
     fn from_u8(tag: u8) -> Option<Self> {
         use wagi_field::*;
-        const ALL: [wagi_field; 34] = [
+        const ALL: [wagi_field; 41] = [
             WAGI_FIELD_MODULE_PATH,
             WAGI_FIELD_METHOD,
             WAGI_FIELD_REQUEST_URI,
@@ -120,6 +142,13 @@ impl wagi_field {
             WAGI_FIELD_SITE_ARG,
             WAGI_FIELD_ENTRYPOINT,
             WAGI_FIELD_STDERR,
+            WAGI_FIELD_NET_ALLOW,
+            WAGI_FIELD_NET_DENY,
+            WAGI_FIELD_NET_WASI,
+            WAGI_FIELD_NET_MAX_CONNECTIONS,
+            WAGI_FIELD_NET_CONNECT_TIMEOUT_MS,
+            WAGI_FIELD_NET_BUFFER_BYTES,
+            WAGI_FIELD_NET_CA_FILE,
         ];
         ALL.into_iter().find(|f| *f as u8 == tag)
     }
@@ -169,7 +198,47 @@ impl<'a> Reader<'a> {
 pub(crate) fn decode_site(record: &[u8]) -> Result<RunSpec, Failure> {
     let mut spec = RunSpec::default();
     apply(&mut spec, record)?;
+    // go-wagi's switch: a non-empty WASI_NET in the guest's env, unless rules came in
+    // their own fields (the `network` settings alone, e.g. a connection cap, apply to it).
+    let no_rules = spec
+        .network
+        .as_ref()
+        .is_none_or(|p| p.rules == RuleSet::List(ListRules::default()));
+    let wasi_net = spec.env.iter().rev().find(|(k, _)| k == "WASI_NET");
+    if let Some((_, rule)) = wasi_net.filter(|(_, rule)| no_rules && !rule.is_empty()) {
+        let rules = RuleSet::Gost(GostRules::parse(rule));
+        network(&mut spec).rules = rules;
+    }
     Ok(spec)
+}
+
+/// The spec's network policy, made (with nothing allowed) if it has none yet.
+fn network(spec: &mut RunSpec) -> &mut NetPolicy {
+    let policy = spec.network.get_or_insert_with(|| {
+        Arc::new(NetPolicy {
+            rules: RuleSet::List(ListRules::default()),
+            limits: NetLimits::default(),
+            ca_file: None,
+        })
+    });
+    Arc::make_mut(policy)
+}
+
+/// Adds a `network` allow or deny entry.
+fn net_entry(spec: &mut RunSpec, entry: &str, allow: bool) -> Result<(), Failure> {
+    let entry = NetEntry::parse(entry).map_err(invalid)?;
+    let policy = network(spec);
+    if !matches!(policy.rules, RuleSet::List(_)) {
+        policy.rules = RuleSet::List(ListRules::default());
+    }
+    if let RuleSet::List(lists) = &mut policy.rules {
+        if allow {
+            lists.allow.push(entry);
+        } else {
+            lists.deny.push(entry);
+        }
+    }
+    Ok(())
 }
 
 /// Decodes a request record on top of its site's configuration.
@@ -253,6 +322,24 @@ fn apply(spec: &mut RunSpec, record: &[u8]) -> Result<(), Failure> {
                     other => return Err(invalid(format!("stderr {other:?}"))),
                 }
             }
+            WAGI_FIELD_NET_ALLOW | WAGI_FIELD_NET_DENY => {
+                net_entry(spec, &r.string()?, field == WAGI_FIELD_NET_ALLOW)?
+            }
+            WAGI_FIELD_NET_WASI => {
+                network(spec).rules = RuleSet::Gost(GostRules::parse(&r.string()?))
+            }
+            WAGI_FIELD_NET_MAX_CONNECTIONS => {
+                let n = u32::try_from(r.number()?).unwrap_or(u32::MAX);
+                network(spec).limits.max_connections = n
+            }
+            WAGI_FIELD_NET_CONNECT_TIMEOUT_MS => {
+                network(spec).limits.connect_timeout = Duration::from_millis(r.number()?)
+            }
+            WAGI_FIELD_NET_BUFFER_BYTES => {
+                let n = usize::try_from(r.number()?).unwrap_or(usize::MAX);
+                network(spec).limits.buffer_bytes = n
+            }
+            WAGI_FIELD_NET_CA_FILE => network(spec).ca_file = Some(PathBuf::from(r.string()?)),
             WAGI_FIELD_SITE_ENV => {
                 let key = r.string()?;
                 let value = r.string()?;
@@ -357,6 +444,46 @@ mod tests {
         assert!(
             site.module_path.as_os_str().is_empty(),
             "the site is untouched"
+        );
+    }
+
+    #[test]
+    fn network_fields_and_wasi_net() {
+        use wagi_field::*;
+        let mut rec = Vec::new();
+        put(&mut rec, WAGI_FIELD_NET_ALLOW, &["127.0.0.1"]);
+        put(&mut rec, WAGI_FIELD_NET_DENY, &["*.evil.test"]);
+        put(&mut rec, WAGI_FIELD_NET_MAX_CONNECTIONS, &["7"]);
+        put(&mut rec, WAGI_FIELD_NET_CONNECT_TIMEOUT_MS, &["1500"]);
+        let policy = decode_site(&rec).unwrap().network.unwrap();
+        assert_eq!(policy.limits.max_connections, 7);
+        assert_eq!(policy.limits.connect_timeout, Duration::from_millis(1500));
+        assert!(
+            matches!(&policy.rules, RuleSet::List(l) if l.allow.len() == 1 && l.deny.len() == 1)
+        );
+
+        let mut bad = Vec::new();
+        put(&mut bad, WAGI_FIELD_NET_ALLOW, &["not a host"]);
+        assert!(decode_site(&bad).is_err());
+
+        assert!(
+            decode_site(&[]).unwrap().network.is_none(),
+            "off by default"
+        );
+        let mut env = Vec::new();
+        put(&mut env, WAGI_FIELD_ENV, &["WASI_NET", "bypass=127.0.0.1"]);
+        put(&mut env, WAGI_FIELD_NET_MAX_CONNECTIONS, &["3"]);
+        let policy = decode_site(&env).unwrap().network.unwrap();
+        assert_eq!(
+            policy.rules,
+            RuleSet::Gost(GostRules::parse("bypass=127.0.0.1"))
+        );
+        assert_eq!(policy.limits.max_connections, 3);
+        let mut empty = Vec::new();
+        put(&mut empty, WAGI_FIELD_ENV, &["WASI_NET", ""]);
+        assert!(
+            decode_site(&empty).unwrap().network.is_none(),
+            "empty WASI_NET: off"
         );
     }
 }

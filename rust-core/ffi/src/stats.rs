@@ -31,8 +31,14 @@ pub struct wagi_stats {
     pub wcgi_replaced: u64,
     /// Linear memory of the long-lived instances alive now, in bytes.
     pub wcgi_memory_bytes: u64,
-    /// Outbound connections guests opened.
-    pub outbound_connections: u64,
+    /// Outbound connections guests opened (process-wide).
+    pub outbound_opened: u64,
+    /// Outbound connections refused by the rules or the connection cap.
+    pub outbound_refused: u64,
+    /// Outbound connections that failed to resolve, connect or handshake.
+    pub outbound_failed: u64,
+    /// Outbound connections open now.
+    pub outbound_open: u64,
 }
 
 impl From<StatsSnapshot> for wagi_stats {
@@ -48,7 +54,10 @@ impl From<StatsSnapshot> for wagi_stats {
             wcgi_started: s.wcgi_started,
             wcgi_replaced: s.wcgi_replaced,
             wcgi_memory_bytes: s.wcgi_memory_bytes,
-            outbound_connections: s.outbound_connections,
+            outbound_opened: s.outbound_opened,
+            outbound_refused: s.outbound_refused,
+            outbound_failed: s.outbound_failed,
+            outbound_open: s.outbound_open,
         }
     }
 }

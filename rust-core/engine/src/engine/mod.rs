@@ -124,6 +124,12 @@ impl Engine {
     pub fn stats(&self) -> StatsSnapshot {
         let mut snapshot = self.stats.snapshot();
         snapshot.modules_loaded = self.modules.len() as u64;
+        let net = crate::net::counters();
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        snapshot.outbound_opened = get(&net.opened);
+        snapshot.outbound_refused = get(&net.refused);
+        snapshot.outbound_failed = get(&net.failed);
+        snapshot.outbound_open = get(&net.open_now);
         for site in self.sites.live() {
             let (running, memory) = site.wcgi.usage();
             snapshot.wcgi_running += running as u64;

@@ -3,11 +3,12 @@
 
 use wasmtime::Linker;
 
-use super::{poll, stdin, symlinks, GuestState};
+use super::{net, poll, stdin, symlinks, GuestState};
 
 /// The two linkers of an engine.
 pub struct Linkers {
-    /// WASI with symlinks kept downward and `poll_oneoff` bounded by the request's watch.
+    /// WASI with symlinks kept downward, `poll_oneoff` bounded by the request's watch, and
+    /// the `/dev` connection files.
     pub cgi: Linker<GuestState>,
     /// `cgi` with stdin made non-blocking, for long-lived instances.
     pub wcgi: Linker<GuestState>,
@@ -19,6 +20,7 @@ impl Linkers {
         wasmtime_wasi::p1::add_to_linker_sync(&mut cgi, |s: &mut GuestState| &mut s.wasi)?;
         symlinks::restrict_symlinks(&mut cgi)?;
         poll::bound_poll_oneoff(&mut cgi)?;
+        net::shadow_net(&mut cgi)?;
         let mut wcgi = cgi.clone();
         stdin::shadow_stdin(&mut wcgi)?;
         Ok(Linkers { cgi, wcgi })

@@ -1,20 +1,26 @@
 //! A guest's side of wasmtime: the state its store holds (here), and the linkers it is
 //! instantiated with ([`Linkers`]: WASI preview1 plus the host functions this crate
 //! replaces, one file each).
+//!
+//! Overrides call each other's fall-through (`net::fd_read`, `net::fd_fdstat_get`), not
+//! wasmtime-wasi's directly, so the order they are added to a linker does not matter.
 
 pub mod entry;
 mod linkers;
+mod net;
 mod poll;
 mod stdin;
 mod symlinks;
 
 use std::sync::Arc;
 
-use wasmtime::Caller;
+use wasmtime::{AsContextMut, Caller};
+use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::deadline::RequestWatch;
 use crate::limiter::GuestLimiter;
+use crate::net::NetFiles;
 use crate::pipe::Inbox;
 pub use linkers::Linkers;
 
@@ -58,10 +64,25 @@ pub struct GuestState {
     pub inbox: Option<Arc<Inbox>>,
     /// The request a per-request (CGI) guest serves: its deadline and client.
     pub watch: Option<RequestWatch>,
+    /// The guest's connection files, when its site has networking on.
+    pub net: Option<NetFiles>,
 }
 
-/// The guest's exported linear memory, for host functions that read or write it.
+/// The guest's state, with wasmtime-wasi's per-call copy budget set as its own linker sets
+/// it before each call: a replacement calling wasmtime-wasi's function directly must do the
+/// same, or a guest whose first WASI call is a replaced one gets ENOMEM from any call that
+/// copies guest memory (the budget starts at 0).
+pub fn with_hostcall_fuel<'a>(caller: &'a mut Caller<'_, GuestState>) -> &'a mut GuestState {
+    let fuel = caller.as_context_mut().hostcall_fuel();
+    let state = caller.data_mut();
+    state.wasi.set_hostcall_fuel(fuel);
+    state
+}
+
+/// The guest's exported linear memory, for host functions that read or write it; also
+/// readies wasmtime-wasi for a direct call ([`with_hostcall_fuel`]).
 pub fn exported_memory(caller: &mut Caller<'_, GuestState>) -> wasmtime::Result<wasmtime::Memory> {
+    with_hostcall_fuel(caller);
     caller
         .get_export("memory")
         .and_then(|e| e.into_memory())

@@ -13,7 +13,7 @@ use wasmtime::{Caller, Linker, Trap};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
 use wasmtime_wasi::runtime::in_tokio;
 
-use super::{errno, exported_memory, read_u64, write_u32, GuestState, WASI};
+use super::{errno, exported_memory, net, read_u32, read_u64, write_u32, GuestState, WASI};
 
 /// Wraps `poll_oneoff` so a guest waiting in it is stopped at its request's deadline or when
 /// its client goes away; long-lived (WCGI) instances, which have no watch, wait as before.
@@ -30,6 +30,9 @@ pub fn bound_poll_oneoff(linker: &mut Linker<GuestState>) -> wasmtime::Result<()
          -> wasmtime::Result<i32> {
             let memory = exported_memory(&mut caller)?;
             let (data, state) = memory.data_and_store_mut(&mut caller);
+            if let Some(result) = poll_with_conns(state, data, subs, events, nsubs, nevents) {
+                return result;
+            }
             let watch = state.watch.clone();
             if let Some(watch) = &watch {
                 if let Some(timeout) = lone_relative_sleep(data, subs, nsubs) {
@@ -59,6 +62,8 @@ pub fn bound_poll_oneoff(linker: &mut Linker<GuestState>) -> wasmtime::Result<()
 const SUBSCRIPTION_LEN: usize = 48;
 const EVENT_LEN: usize = 32;
 const TAG_CLOCK: u8 = 0;
+const TAG_FD_READ: u8 = 1;
+const TAG_FD_WRITE: u8 = 2;
 const SUBCLOCK_ABSTIME: u16 = 1;
 
 /// The timeout of a `poll_oneoff` that only sleeps: one subscription, a relative clock.
@@ -103,4 +108,104 @@ fn sleep_bounded(
         return Ok(errno::FAULT);
     }
     Ok(errno::SUCCESS)
+}
+
+/// `poll_oneoff` when some subscriptions are on connection fds (`guest::net`), which
+/// wasmtime-wasi does not know: `None` when none are. Ready connections answer at once;
+/// otherwise the other subscriptions (clocks, stdin, files) are handed to wasmtime-wasi,
+/// moved to the front of the guest's array for the call and put back after, and whichever
+/// comes first wins: its events, or a connection waking (then the connections' events,
+/// possibly none: Go's poller just polls again).
+fn poll_with_conns(
+    state: &mut GuestState,
+    data: &mut [u8],
+    subs: i32,
+    events: i32,
+    nsubs: i32,
+    nevents: i32,
+) -> Option<wasmtime::Result<i32>> {
+    state.net.as_ref()?;
+    let start = subs as u32 as usize;
+    let len = (nsubs.max(0) as usize).checked_mul(SUBSCRIPTION_LEN)?;
+    let original = data.get(start..start.checked_add(len)?)?.to_vec();
+    let mut conns = Vec::new();
+    let mut others = Vec::new();
+    for sub in original.chunks_exact(SUBSCRIPTION_LEN) {
+        let fd = read_u32(sub, 16).unwrap_or(u32::MAX);
+        match sub[8] {
+            TAG_FD_READ | TAG_FD_WRITE if net::is_conn(state, fd as i32) => {
+                let userdata = read_u64(sub, 0).unwrap_or_default();
+                conns.push((userdata, sub[8], fd));
+            }
+            _ => others.extend_from_slice(sub),
+        }
+    }
+    if conns.is_empty() {
+        return None;
+    }
+    let ready =
+        |state: &GuestState, data: &mut [u8]| conn_events(state, data, &conns, events, nevents);
+    if let Some(done) = ready(state, data).filter(|&(n, _)| n > 0) {
+        return Some(Ok(done.1));
+    }
+    let wake = state.net.as_ref()?.wake.clone();
+    let watch = state.watch.clone();
+    let over = async move {
+        match watch {
+            Some(watch) => watch.until_over().await,
+            None => std::future::pending().await,
+        }
+    };
+    let others_len = (others.len() / SUBSCRIPTION_LEN) as i32;
+    data[start..start + others.len()].copy_from_slice(&others);
+    let outcome = {
+        let mut guest = wiggle::GuestMemory::Unshared(&mut *data);
+        let poll = p1::poll_oneoff(
+            &mut state.wasi,
+            &mut guest,
+            subs,
+            events,
+            others_len,
+            nevents,
+        );
+        in_tokio(async {
+            tokio::select! {
+                result = poll, if others_len > 0 => Ok(Some(result)),
+                () = wake.notified() => Ok(None),
+                () = over => Err(wasmtime::Error::from(Trap::Interrupt)),
+            }
+        })
+    };
+    data[start..start + original.len()].copy_from_slice(&original);
+    Some(match outcome {
+        Err(trap) => Err(trap),
+        Ok(Some(result)) => result,
+        Ok(None) => Ok(ready(state, data).map_or(errno::FAULT, |(_, errno)| errno)),
+    })
+}
+
+/// Writes an event for each ready connection subscription: `(events written, errno)`.
+fn conn_events(
+    state: &GuestState,
+    data: &mut [u8],
+    conns: &[(u64, u8, u32)],
+    events: i32,
+    nevents: i32,
+) -> Option<(usize, i32)> {
+    let mut n = 0usize;
+    for &(userdata, tag, fd) in conns {
+        let Some(nbytes) = net::ready(state, fd, tag == TAG_FD_WRITE) else {
+            continue;
+        };
+        let mut event = [0u8; EVENT_LEN];
+        event[..8].copy_from_slice(&userdata.to_le_bytes());
+        event[10] = tag;
+        event[16..24].copy_from_slice(&nbytes.to_le_bytes());
+        let at = (events as u32 as usize).checked_add(n * EVENT_LEN)?;
+        data.get_mut(at..at.checked_add(EVENT_LEN)?)?
+            .copy_from_slice(&event);
+        n += 1;
+    }
+    write_u32(data, nevents as u32 as usize, n as u32)?;
+    Some((n, errno::SUCCESS))
 }

@@ -5,10 +5,8 @@
 //! parks instead of freezing the whole guest).
 
 use wasmtime::{Caller, Linker};
-use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
-use wasmtime_wasi::runtime::in_tokio;
 
-use super::{errno, exported_memory, read_u32, write_u32, GuestState, WASI};
+use super::{errno, exported_memory, net, read_u32, write_u32, GuestState, WASI};
 use crate::pipe::{Inbox, Take};
 
 const FDFLAGS_NONBLOCK: u16 = 1 << 2;
@@ -29,15 +27,7 @@ pub fn shadow_stdin(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
             let memory = exported_memory(&mut caller)?;
             let (data, state) = memory.data_and_store_mut(&mut caller);
             if fd != 0 {
-                let mut guest = wiggle::GuestMemory::Unshared(data);
-                return in_tokio(p1::fd_read(
-                    &mut state.wasi,
-                    &mut guest,
-                    fd,
-                    iovs,
-                    iovs_len,
-                    nread,
-                ));
+                return net::fd_read(state, data, fd, iovs, iovs_len, nread);
             }
             let Some(inbox) = state.inbox.clone() else {
                 return Err(wasmtime::format_err!("stdin override outside WCGI"));
@@ -51,8 +41,7 @@ pub fn shadow_stdin(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         |mut caller: Caller<'_, GuestState>, fd: i32, stat: i32| -> wasmtime::Result<i32> {
             let memory = exported_memory(&mut caller)?;
             let (data, state) = memory.data_and_store_mut(&mut caller);
-            let mut guest = wiggle::GuestMemory::Unshared(&mut *data);
-            let errno = in_tokio(p1::fd_fdstat_get(&mut state.wasi, &mut guest, fd, stat))?;
+            let errno = net::fd_fdstat_get(state, data, fd, stat)?;
             if fd != 0 || errno != errno::SUCCESS {
                 return Ok(errno);
             }

@@ -177,6 +177,7 @@ fn instance_store(
             inbox: Some(inbox.clone()),
             // Long-lived: each request's deadline is kept by `relay`.
             watch: None,
+            net: crate::wasi_ctx::net_files(spec, module_log(ctx.log.clone(), spec)),
         },
     );
     store.limiter(|s| &mut s.limiter);
@@ -219,6 +220,20 @@ impl Ending {
             }
         }
     }
+}
+
+/// Connection events of a long-lived guest, in the engine log with its module and site.
+fn module_log(log: Option<EventLog>, spec: &RunSpec) -> crate::net::files::NetLog {
+    let (module, site) = (spec.module_path.clone(), spec.script.document_root.clone());
+    Arc::new(move |level: LogLevel, message: &str| {
+        if let Some(log) = &log {
+            let fields = LogFields {
+                module: Some(&module),
+                site: Some(&site),
+            };
+            log(level, message, fields);
+        }
+    })
 }
 
 /// Sends a long-lived guest's stderr to the engine log, with its module and site.
