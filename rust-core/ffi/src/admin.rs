@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use wagi_core::{InstanceInfo, ModuleInfo};
+use wagi_core::{Engine, InstanceInfo, ModuleInfo};
 
 use crate::api::{internal, wagi_engine};
 use crate::error::{wagi_error, wagi_result};
@@ -64,15 +64,14 @@ pub unsafe extern "C" fn wagi_engine_restart(
 ) -> wagi_result {
     // SAFETY: the caller guarantees the pointers' validity.
     unsafe {
-        guard(err_out, || {
-            let engine = engine.as_ref().ok_or_else(|| internal("engine is null"))?;
-            let count_out = count_out
-                .as_mut()
-                .ok_or_else(|| internal("count_out is null"))?;
-            let path = module_path(module, module_len)?;
-            *count_out = engine.engine.restart(path);
-            Ok(())
-        })
+        per_module(
+            engine,
+            module,
+            module_len,
+            count_out,
+            err_out,
+            Engine::restart,
+        )
     }
 }
 
@@ -91,13 +90,38 @@ pub unsafe extern "C" fn wagi_engine_evict(
 ) -> wagi_result {
     // SAFETY: the caller guarantees the pointers' validity.
     unsafe {
+        per_module(
+            engine,
+            module,
+            module_len,
+            count_out,
+            err_out,
+            Engine::evict,
+        )
+    }
+}
+
+/// Runs `op` on the engine for the module at `module` (`module_len` bytes; every module
+/// when 0) and writes what it returns to `*count_out`.
+///
+/// # Safety
+/// As for `wagi_engine_restart`.
+unsafe fn per_module(
+    engine: *const wagi_engine,
+    module: *const u8,
+    module_len: usize,
+    count_out: *mut usize,
+    err_out: *mut *mut wagi_error,
+    op: fn(&Engine, Option<&Path>) -> usize,
+) -> wagi_result {
+    // SAFETY: as documented above.
+    unsafe {
         guard(err_out, || {
             let engine = engine.as_ref().ok_or_else(|| internal("engine is null"))?;
             let count_out = count_out
                 .as_mut()
                 .ok_or_else(|| internal("count_out is null"))?;
-            let path = module_path(module, module_len)?;
-            *count_out = engine.engine.evict(path);
+            *count_out = op(&engine.engine, module_path(module, module_len)?);
             Ok(())
         })
     }

@@ -16,12 +16,12 @@ use crate::cgi_env;
 use crate::compile::LoadedModule;
 use crate::failure::{Failure, FailureKind};
 use crate::guest::{entry, GuestState};
-use crate::host::{EventLog, LogFields, LogLevel};
+use crate::host::{EngineLog, EventLog, LogFields, LogLevel};
 use crate::limiter::GuestLimiter;
 use crate::locks::lock;
 use crate::pipe::{Inbox, StdoutBacklog};
 use crate::request::RunSpec;
-use crate::stdio::{GuestStderr, StderrSink};
+use crate::stdio::GuestStderr;
 
 /// An instance that has left its stdin unread this long after one of its requests timed
 /// out is wedged (a Go guest busy in a loop never yields to its reader goroutine) and is
@@ -167,7 +167,7 @@ fn instance_store(
         &env,
         InboxStdin(inbox.clone()),
         stdout,
-        GuestStderr::per_second(stderr_sink(ctx.log.clone(), spec), spec.stderr),
+        GuestStderr::per_second(instance_log(ctx.log.clone(), spec), spec.stderr),
     )?;
     let mut store = Store::new(
         module.module.engine(),
@@ -177,7 +177,7 @@ fn instance_store(
             inbox: Some(inbox.clone()),
             // Long-lived: each request's deadline is kept by `relay`.
             watch: None,
-            net: crate::wasi_ctx::net_files(spec, module_log(ctx.log.clone(), spec)),
+            net: crate::wasi_ctx::net_files(spec, instance_log(ctx.log.clone(), spec)),
         },
     );
     store.limiter(|s| &mut s.limiter);
@@ -222,22 +222,9 @@ impl Ending {
     }
 }
 
-/// Connection events of a long-lived guest, in the engine log with its module and site.
-fn module_log(log: Option<EventLog>, spec: &RunSpec) -> crate::net::files::NetLog {
-    let (module, site) = (spec.module_path.clone(), spec.script.document_root.clone());
-    Arc::new(move |level: LogLevel, message: &str| {
-        if let Some(log) = &log {
-            let fields = LogFields {
-                module: Some(&module),
-                site: Some(&site),
-            };
-            log(level, message, fields);
-        }
-    })
-}
-
-/// Sends a long-lived guest's stderr to the engine log, with its module and site.
-fn stderr_sink(log: Option<EventLog>, spec: &RunSpec) -> StderrSink {
+/// The engine log of a long-lived guest (its stderr, its connection events), with its
+/// module and site as fields.
+fn instance_log(log: Option<EventLog>, spec: &RunSpec) -> EngineLog {
     let (module, site) = (spec.module_path.clone(), spec.script.document_root.clone());
     Arc::new(move |level: LogLevel, message: &str| {
         if let Some(log) = &log {
