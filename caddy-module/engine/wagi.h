@@ -240,8 +240,6 @@ typedef enum wagi_field wagi_field;
 typedef uint8_t wagi_field;
 #endif // __STDC_VERSION__ >= 202311L
 
-typedef struct Option_EngineLogFn Option_EngineLogFn;
-
 /*
  An engine: compiled-module cache, instance pool and time-limit ticker. Shared by all
  requests of a process; thread-safe.
@@ -289,7 +287,13 @@ typedef struct wagi_engine_config {
    of `wagi_host.log`, and the module path and site root the line is about. May be
    null. Called from the engine's own threads.
    */
-  struct Option_EngineLogFn log;
+  void (*log)(uint8_t level,
+              const uint8_t *msg,
+              size_t len,
+              const uint8_t *module,
+              size_t module_len,
+              const uint8_t *site,
+              size_t site_len);
 } wagi_engine_config;
 
 /*

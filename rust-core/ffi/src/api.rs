@@ -43,7 +43,19 @@ pub struct wagi_engine_config {
     /// prepared by `wagi_prepare`, WCGI instances ending and their stderr), with the levels
     /// of `wagi_host.log`, and the module path and site root the line is about. May be
     /// null. Called from the engine's own threads.
-    pub log: Option<EngineLogFn>,
+    // Spelled out, not `Option<EngineLogFn>`: cbindgen makes a nullable function pointer
+    // only of an `Option` of a function type written here.
+    pub log: Option<
+        unsafe extern "C" fn(
+            level: u8,
+            msg: *const u8,
+            len: usize,
+            module: *const u8,
+            module_len: usize,
+            site: *const u8,
+            site_len: usize,
+        ),
+    >,
 }
 
 /// Wraps the C log function for the engine's own threads.
