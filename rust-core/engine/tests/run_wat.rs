@@ -389,3 +389,32 @@ fn idle_modules_are_dropped_after_keepalive() {
         std::thread::sleep(Duration::from_millis(20)); // polling, bounded by the deadline
     }
 }
+
+/// The smallest valid component (preamble only, layer 1): it exports nothing.
+const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+#[test]
+fn a_component_that_is_not_a_wasi_http_proxy_fails_to_load_clearly() {
+    let fx = Fixture::new();
+    let path = fx.dir.join("empty-component.wasm");
+    std::fs::write(&path, EMPTY_COMPONENT).unwrap();
+    let (result, host) = fx.run(path, b"", |_| {});
+    let failure = result.unwrap_err();
+    assert_eq!(failure.kind, FailureKind::BadModule, "{failure}");
+    assert_eq!(failure.status(), 500);
+    assert!(
+        failure.message.contains("not a wasi:http/proxy"),
+        "{failure}"
+    );
+    assert!(host.out.lock().unwrap().head.is_none());
+}
+
+#[test]
+fn mode_http_refuses_a_core_module() {
+    let fx = Fixture::new();
+    let path = fx.module("hello.wat", &write_out("Content-Type: text/plain\n\nhi"));
+    let (result, _) = fx.run(path, b"", |s| s.mode = wagi_core::Mode::Http);
+    let failure = result.unwrap_err();
+    assert_eq!(failure.kind, FailureKind::BadModule, "{failure}");
+    assert!(failure.message.contains("mode http"), "{failure}");
+}

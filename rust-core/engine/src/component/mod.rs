@@ -1,0 +1,21 @@
+//! wasi:http components: a `.wasm` that is a `wasi:http/proxy` component is served like a
+//! CGI module (same mapping, limits, cache and logs), one fresh instance per request, its
+//! `incoming-handler` called with the request and the response streamed back.
+//!
+//! - `state`: what a component's store holds and the linker it is instantiated with
+//!   (WASI preview2, wasi:http with outgoing requests refused). Layer 2.
+//! - `body`: the request body, read from the host on a thread of its own. Layer 1.
+//! - `serve`: one request. Layer 4, beside `cgi`.
+
+mod body;
+mod serve;
+mod state;
+
+pub use serve::serve;
+pub use state::{linker, HttpCode, HttpState};
+
+/// True when `bytes` are a component rather than a core module: the preamble's layer field
+/// (bytes 6..8) is 1 for components, 0 for modules.
+pub fn is_component(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"\0asm") && bytes.get(6..8) == Some(&[1, 0])
+}
