@@ -256,6 +256,9 @@ func TestComponentReloadAndCache(t *testing.T) {
 	if !c.proc.logs.WaitFor(5*time.Second, "module ready from disk cache", module) {
 		t.Errorf("not loaded from the disk cache after a restart:\n%s", c.proc.logs)
 	}
+	if m, ok := listModules(t, c)[filepath.Join(site, "c.wasm")]; !ok || m.Mode != "http" {
+		t.Errorf("admin listing: %+v (listed %v), want mode http", m, ok)
+	}
 }
 
 // `mode http` serves components and refuses core modules with a clear 500; a component
