@@ -200,6 +200,7 @@ func TestComponentServesRequests(t *testing.T) {
 			log    string
 		}{
 			{"spin", 504, "guest ran past its time limit"},
+			{"sleep", 504, "guest ran past its time limit"},
 			{"grow", 500, "guest hit its memory limit"},
 			{"fetch", 0, "outgoing wasi:http request to 127.0.0.1:9 refused"},
 		} {
@@ -208,8 +209,8 @@ func TestComponentServesRequests(t *testing.T) {
 			if f.status != 0 && r.status != f.status {
 				t.Errorf("%s: status %d, want %d: %q", f.route, r.status, f.status, r.body)
 			}
-			if f.route == "spin" && time.Since(start) > 3*time.Second+2*time.Second {
-				t.Errorf("spin answered after %v, timeout is 3s", time.Since(start))
+			if f.status == 504 && time.Since(start) > 3*time.Second+2*time.Second {
+				t.Errorf("%s answered after %v, timeout is 3s", f.route, time.Since(start))
 			}
 			if !c.proc.logs.WaitFor(5*time.Second, f.log, module) {
 				t.Errorf("%s: no log line %q naming the module", f.route, f.log)
@@ -262,14 +263,19 @@ func TestComponentReloadAndCache(t *testing.T) {
 }
 
 // `mode http` serves components and refuses core modules with a clear 500; a component
-// that is not a wasi:http/proxy fails to load with a 500 and a log line.
+// that is not a wasi:http/proxy fails to load with a 500 and a log line; `precompile`
+// loads components too.
 func TestComponentModeHTTP(t *testing.T) {
 	wasm := componentWasm(t)
 	dir := t.TempDir()
 	copyFile(t, wasm, filepath.Join(dir, "site", "c.wasm"))
 	copyFile(t, world.probe, filepath.Join(dir, "site", "p.wasm"))
 	writeFile(t, filepath.Join(dir, "site", "e.wasm"), "\x00asm\x0d\x00\x01\x00")
-	c := startOwnCaddy(t, dir, "", map[string]string{"site": "\twagi {\n\t\tmode http\n\t\tcache_dir off\n\t}"})
+	c := startOwnCaddy(t, dir, "", map[string]string{"site": "\twagi {\n\t\troot $DIR/site\n\t\tmode http\n\t\tcache_dir off\n\t\tprecompile\n\t}"})
+	// precompile loads the component before any request.
+	if !c.proc.logs.WaitFor(60*time.Second, "module ready from compiled", filepath.Join(dir, "site", "c.wasm")) {
+		t.Fatalf("the component was not precompiled:\n%s", c.proc.logs)
+	}
 	expectComponentHello(t, c.urls["site"]+"/c.wasm")
 	if r := get(t, c.urls["site"]+"/p.wasm"); r.status != 500 {
 		t.Errorf("core module under mode http: %d %q", r.status, r.body)

@@ -58,6 +58,9 @@ async function route(req) {
         headers,
       });
     }
+    case "sleep":
+      await new Promise((resolve) => setTimeout(resolve, 60000));
+      return new Response("woke\n");
     case "spin":
       for (;;) {}
     case "grow": {

@@ -48,7 +48,7 @@ pub fn serve(code: &HttpCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(),
     let limiter = GuestLimiter::new(spec.limits.memory_bytes);
     let mut store = Store::new(
         code.component.engine(),
-        HttpState::new(wasi, limiter, host.clone()),
+        HttpState::new(wasi, limiter, watch.clone()),
     );
     store.limiter(|s| &mut s.limiter);
     stop_when_over(&mut store, watch.clone());
