@@ -1,8 +1,11 @@
 package tests
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -189,6 +192,28 @@ func TestComponentServesRequests(t *testing.T) {
 		rest, err := io.ReadAll(res.resp.Body)
 		if err != nil || string(rest) != "end" {
 			t.Fatalf("rest %q, %v", rest, err)
+		}
+	})
+
+	t.Run("unread body does not wait for the client", func(t *testing.T) {
+		// A guest that answers without reading its body answers at once, even while the
+		// client still owes most of that body (timeout is 3s).
+		conn, err := net.Dial("tcp", strings.TrimPrefix(c.urls["site"], "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		host := strings.TrimPrefix(c.urls["site"], "http://")
+		fmt.Fprintf(conn, "POST /c.wasm/hello HTTP/1.1\r\nHost: %s\r\nContent-Length: 100000\r\n\r\npartial", host)
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("no response within 2s while the body is unsent: %v", err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || err != nil || string(body) != "hello from a component\n" {
+			t.Fatalf("%d %q %v", resp.StatusCode, body, err)
 		}
 	})
 
