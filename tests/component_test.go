@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -314,4 +315,31 @@ func TestComponentModeHTTP(t *testing.T) {
 	if !c.proc.logs.WaitFor(5*time.Second, "not a wasi:http/proxy", "e.wasm") {
 		t.Errorf("no log line for the component that is not a proxy:\n%s", c.proc.logs)
 	}
+}
+
+// Outgoing wasi:http requests go where the site's network rules allow, and nowhere else.
+func TestComponentOutgoingRequests(t *testing.T) {
+	wasm := componentWasm(t)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hi from %s", r.URL.Path)
+	}))
+	defer upstream.Close()
+	port := strings.TrimPrefix(upstream.URL, "http://127.0.0.1:")
+	dir := t.TempDir()
+	copyFile(t, wasm, filepath.Join(dir, "site", "c.wasm"))
+	c := startOwnCaddy(t, dir, "", map[string]string{
+		"site": "\twagi {\n\t\tcache_dir off\n\t\tnetwork {\n\t\t\tallow 127.0.0.1:" + port + "\n\t\t}\n\t}"})
+	base := c.urls["site"] + "/c.wasm"
+	r := get(t, base+"/fetch?url="+upstream.URL+"/there")
+	if r.status != 200 || string(r.body) != "upstream 200: hi from /there" {
+		t.Fatalf("allowed fetch: %d %q", r.status, r.body)
+	}
+	// Another port of the same address is not allowed: refused before any connection.
+	if r := get(t, base+"/fetch?url=http://127.0.0.1:9/"); r.status == 200 {
+		t.Errorf("fetch of a port the rules do not allow: %d %q", r.status, r.body)
+	}
+	if !c.proc.logs.WaitFor(5*time.Second, "outgoing wasi:http request to 127.0.0.1:9 refused: not allowed by the site's network rules") {
+		t.Errorf("no log line for the refused request:\n%s", c.proc.logs)
+	}
+	expectComponentHello(t, base)
 }

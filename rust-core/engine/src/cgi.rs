@@ -39,7 +39,7 @@ pub fn run(module: &CoreCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(),
         limiter: GuestLimiter::new(spec.limits.memory_bytes),
         inbox: None,
         watch: Some(watch.clone()),
-        net: crate::wasi_ctx::net_files(spec, request_log(&host)),
+        net: crate::wasi_ctx::net_files(spec, crate::net::files::request_log(&host)),
     };
 
     // A module runs in the engine of its compile tier.
@@ -62,12 +62,6 @@ pub fn run(module: &CoreCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(),
         return Err(watch.ending());
     }
     ending
-}
-
-/// Connection events of a request, in its log (the host adds the module).
-fn request_log(host: &Arc<dyn Host>) -> crate::net::files::NetLog {
-    let host = host.clone();
-    Arc::new(move |level, message: &str| host.log(level, message))
 }
 
 /// A store for one request: the guest's memory cap, and an epoch check that stops the

@@ -69,8 +69,11 @@ async function route(req) {
     }
     case "throw":
       throw new Error("the guest failed on purpose");
-    case "fetch":
-      return await fetch("http://127.0.0.1:9/");
+    case "fetch": {
+      // Fetches ?url= (an outgoing wasi:http request) and answers with what came back.
+      const res = await fetch(url.searchParams.get("url") || "http://127.0.0.1:9/");
+      return new Response(`upstream ${res.status}: ${await res.text()}`);
+    }
     default:
       return new Response("no such route\n", { status: 404 });
   }

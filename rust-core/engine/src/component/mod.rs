@@ -3,12 +3,13 @@
 //! `incoming-handler` called with the request and the response streamed back.
 //!
 //! - `state`: what a component's store holds and the linker it is instantiated with
-//!   (WASI preview2, wasi:http with outgoing requests refused, `wasi:io/poll` bounded by
-//!   the request's deadline). Layer 2.
+//!   (WASI preview2, wasi:http, `wasi:io/poll` bounded by the request's deadline). Layer 2.
+//! - `outgoing`: the guest's outgoing requests, through the site's network rules.
 //! - `body`: the request body, read from the host on a thread of its own. Layer 1.
 //! - `serve`: one request. Layer 4, beside `cgi`.
 
 mod body;
+mod outgoing;
 mod serve;
 mod state;
 

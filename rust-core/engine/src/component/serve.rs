@@ -17,6 +17,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
 use super::body::{self, RequestBody};
+use super::outgoing::Outgoing;
 use super::state::{HttpCode, HttpState};
 use crate::deadline::{stop_when_over, RequestWatch};
 use crate::failure::{Failure, FailureKind};
@@ -46,9 +47,16 @@ pub fn serve(code: &HttpCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(),
     .build();
     let watch = RequestWatch::start(spec.limits.timeout, host.clone());
     let limiter = GuestLimiter::new(spec.limits.memory_bytes);
+    let outgoing = Outgoing::new(
+        host.clone(),
+        crate::wasi_ctx::net_files(spec, crate::net::files::request_log(&host)),
+        spec.network
+            .as_ref()
+            .map_or(0, |n| n.limits.max_connections),
+    );
     let mut store = Store::new(
         code.component.engine(),
-        HttpState::new(wasi, limiter, watch.clone()),
+        HttpState::new(wasi, limiter, watch.clone(), outgoing),
     );
     store.limiter(|s| &mut s.limiter);
     stop_when_over(&mut store, watch.clone());

@@ -1,7 +1,5 @@
 //! What a component's store holds, and the linker components are instantiated with.
 
-use std::sync::Arc;
-
 use wasmtime::component::{Component, HasData, Linker, Resource, ResourceTable};
 use wasmtime::Trap;
 use wasmtime_wasi::p2::bindings::sync::io::poll as sync_poll;
@@ -9,11 +7,11 @@ use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi::runtime::in_tokio;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::sync::ProxyPre;
-use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use wasmtime_wasi_io::bindings::wasi::io::poll as async_poll;
 
+use super::outgoing::Outgoing;
 use crate::deadline::RequestWatch;
-use crate::host::{Host, LogLevel};
 use crate::limiter::GuestLimiter;
 
 /// A component ready to instantiate, in the engine of its tier.
@@ -28,21 +26,24 @@ pub struct HttpState {
     http: WasiHttpCtx,
     table: ResourceTable,
     pub limiter: GuestLimiter,
-    hooks: RefuseOutgoing,
+    hooks: Outgoing,
     /// Bounds the guest's waits in `wasi:io/poll`.
     watch: RequestWatch,
 }
 
 impl HttpState {
-    pub fn new(wasi: WasiCtx, limiter: GuestLimiter, watch: RequestWatch) -> Self {
+    pub fn new(
+        wasi: WasiCtx,
+        limiter: GuestLimiter,
+        watch: RequestWatch,
+        outgoing: Outgoing,
+    ) -> Self {
         HttpState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             limiter,
-            hooks: RefuseOutgoing {
-                host: watch.host.clone(),
-            },
+            hooks: outgoing,
             watch,
         }
     }
@@ -67,38 +68,9 @@ impl WasiHttpView for HttpState {
     }
 }
 
-/// Outgoing `wasi:http` requests are refused (the guest sees `HTTP-request-denied`) and
-/// logged: a guest reaches the network only where the site's network rules allow, and
-/// those rules are not applied to wasi:http yet.
-struct RefuseOutgoing {
-    host: Arc<dyn Host>,
-}
-
-type SendResult = wasmtime_wasi_http::Result<(
-    http::Response<WasiBody>,
-    Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-)>;
-
-impl WasiHttpHooks for RefuseOutgoing {
-    fn send_request(
-        &mut self,
-        request: http::Request<WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-    ) -> Box<dyn std::future::Future<Output = SendResult> + Send> {
-        let target = request.uri().authority().map_or("", |a| a.as_str());
-        self.host.log(
-            LogLevel::Warn,
-            &format!(
-                "outgoing wasi:http request to {target} refused: components may not make outgoing requests"
-            ),
-        );
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
-    }
-}
-
 /// The linker of an engine for components: all of WASI preview2 (environment and mounts
-/// through wasi:cli and wasi:filesystem; sockets are denied by the context) and wasi:http,
+/// through wasi:cli and wasi:filesystem; sockets are denied by the context) and wasi:http
+/// (outgoing requests through [`Outgoing`]),
 /// with `wasi:io/poll` replaced by [`DeadlinePoll`].
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HttpState>> {
     let mut linker = Linker::new(engine);
