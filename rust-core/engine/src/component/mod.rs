@@ -21,3 +21,16 @@ pub use state::{linker, HttpCode, HttpState};
 pub fn is_component(bytes: &[u8]) -> bool {
     bytes.starts_with(b"\0asm") && bytes.get(6..8) == Some(&[1, 0])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_component;
+
+    #[test]
+    fn tells_components_from_modules_by_the_layer_field() {
+        assert!(is_component(b"\0asm\x0d\x00\x01\x00"));
+        assert!(!is_component(b"\0asm\x01\x00\x00\x00"));
+        assert!(!is_component(b"(component)"));
+        assert!(!is_component(b"\0asm"));
+    }
+}
