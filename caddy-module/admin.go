@@ -49,7 +49,8 @@ type moduleEntry struct {
 	Path string `json:"path"`
 	// Sites are the site roots of its running WCGI instances.
 	Sites []string `json:"sites"`
-	// Mode is wcgi when the module exports wagi_wcgi or has instances, else cgi.
+	// Mode is http for a wasi:http component, wcgi when the module exports wagi_wcgi or
+	// has instances, else cgi.
 	Mode string `json:"mode"`
 	Size int64  `json:"size"`
 	// Tier is the compile tier it serves with now: baseline (Winch) until the optimised
@@ -104,6 +105,9 @@ func moduleEntries(list *engine.Listing) []moduleEntry {
 		}
 		if m.WCGIExport || len(entry.Instances) > 0 {
 			entry.Mode = "wcgi"
+		}
+		if m.Component {
+			entry.Mode = "http"
 		}
 		out = append(out, entry)
 	}

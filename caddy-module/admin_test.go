@@ -19,3 +19,10 @@ func TestModuleEntriesJoinInstances(t *testing.T) {
 		t.Fatalf("WCGI entry %+v", got[1])
 	}
 }
+
+func TestModuleEntriesNameComponentsHTTP(t *testing.T) {
+	l := engine.Listing{Modules: []engine.Module{{Path: "/c.wasm", Component: true}}}
+	if got := moduleEntries(&l); len(got) != 1 || got[0].Mode != "http" {
+		t.Fatalf("component entry %+v, want mode http", got)
+	}
+}

@@ -91,7 +91,7 @@ var subdirectives = []string{"root", "index", "split", "env", "timeout", "memory
 //	    keepalive <duration>
 //	    precompile
 //	    mount <host_dir> [<guest_dir>] [ro|rw]
-//	    mode auto|cgi|wcgi
+//	    mode auto|cgi|wcgi|http
 //	    instances <n>
 //	    argv <arg0> [<args...>]
 //	    entrypoint <function>
@@ -191,8 +191,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&h.Mode) {
 				return d.ArgErr()
 			}
-			if h.Mode != "auto" && h.Mode != "cgi" && h.Mode != "wcgi" {
-				return d.Errf("bad mode %q: want auto, cgi or wcgi", h.Mode)
+			if !validMode(h.Mode) {
+				return d.Errf("bad mode %q: want %s", h.Mode, modeChoices)
 			}
 		case "stderr":
 			if !d.AllArgs(&h.Stderr) {

@@ -79,3 +79,17 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestModeHTTPParsesAndValidates(t *testing.T) {
+	var h Handler
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("wagi {\nmode http\n}")); err != nil {
+		t.Fatal(err)
+	}
+	if h.Mode != "http" {
+		t.Fatalf("mode = %q, want http", h.Mode)
+	}
+	h.Mode = "fast"
+	if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "auto, cgi, wcgi or http") {
+		t.Errorf("Validate with mode fast: %v", err)
+	}
+}

@@ -89,8 +89,9 @@ type Handler struct {
 	Precompile bool `json:"precompile,omitempty"`
 
 	// Mode is how modules serve requests: `cgi` (a fresh instance per request), `wcgi`
-	// (long-lived instances speaking go-wagi's yamux + HTTP/1.1 protocol on stdio) or
-	// `auto`, WCGI for modules that export `wagi_wcgi`. Default: auto.
+	// (long-lived instances speaking go-wagi's yamux + HTTP/1.1 protocol on stdio), `http`
+	// (a wasi:http/proxy component, a fresh instance per request) or `auto`: `http` for
+	// components, WCGI for modules that export `wagi_wcgi`, else CGI. Default: auto.
 	Mode string `json:"mode,omitempty"`
 
 	// Instances is how many long-lived instances each WCGI module runs; requests are
@@ -246,10 +247,8 @@ func (h *Handler) Validate() error {
 	if h.Timeout < 0 || h.MemoryBytes < 0 || h.MaxWait < 0 || h.MaxBody < 0 || h.MaxInstances < 0 || h.Keepalive < 0 || h.CacheMaxAge < 0 {
 		return fmt.Errorf("wagi: timeout, memory, max_wait, max_body, max_instances, keepalive and cache_max_age must not be negative")
 	}
-	switch h.Mode {
-	case "auto", "cgi", "wcgi":
-	default:
-		return fmt.Errorf("wagi: mode %q: want auto, cgi or wcgi", h.Mode)
+	if !validMode(h.Mode) {
+		return fmt.Errorf("wagi: mode %q: want %s", h.Mode, modeChoices)
 	}
 	if h.Entrypoint != "" && (hasPlaceholder(h.Entrypoint) || strings.ContainsAny(h.Entrypoint, " \t\x00")) {
 		return fmt.Errorf("wagi: entrypoint %q must name an exported function, without placeholders", h.Entrypoint)
@@ -346,6 +345,18 @@ func defaultStderr(env map[string]string) string {
 // empty meaning the current directory.
 func siteRoot(repl *caddy.Replacer, root string) (string, error) {
 	return filepath.Abs(repl.ReplaceAll(root, "."))
+}
+
+// modeChoices lists the values of `mode`, for error messages.
+const modeChoices = "auto, cgi, wcgi or http"
+
+// validMode reports whether m is a value of `mode`.
+func validMode(m string) bool {
+	switch m {
+	case "auto", "cgi", "wcgi", "http":
+		return true
+	}
+	return false
 }
 
 // Interface guards

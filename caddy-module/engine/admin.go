@@ -32,6 +32,8 @@ type Module struct {
 	// CodeReadyAt when that code was ready (milliseconds since the Unix epoch).
 	Tier        string `json:"tier"`
 	CodeReadyAt int64  `json:"code_ready_at"`
+	// Component is true for a wasi:http component.
+	Component bool `json:"component"`
 }
 
 // Instance is a running long-lived (WCGI) instance.

@@ -411,7 +411,8 @@ typedef struct wagi_stats {
  Writes the loaded modules and the long-lived instances as JSON into `buf` (up to `cap`
  bytes) and their full length into `*len_out`; when that is over `cap`, nothing is
  written and the caller asks again with a larger buffer. The JSON is
- `{"modules":[{"path","size","loaded_at","last_used","wcgi_export","tier","code_ready_at"}],
+ `{"modules":[{"path","size","loaded_at","last_used","wcgi_export","tier","code_ready_at",
+ "component"}],
  "instances":[{"module","site","started_at","inflight","memory_bytes"}]}`, with times in
  milliseconds since the Unix epoch (`loaded_at` is null when unknown).
 

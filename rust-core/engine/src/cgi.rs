@@ -3,17 +3,17 @@
 
 use std::sync::{Arc, Mutex};
 
-use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
-use wasmtime_wasi::I32Exit;
+use wasmtime::Store;
 
 use crate::cgi_env;
 use crate::cgi_output::CgiOutput;
-use crate::compile::LoadedModule;
+use crate::compile::CoreCode;
 use crate::deadline::RequestWatch;
 use crate::failure::{Failure, FailureKind};
 use crate::guest::{entry, GuestState};
 use crate::host::Host;
 use crate::limiter::GuestLimiter;
+use crate::outcome::classify;
 use crate::request::RunSpec;
 use crate::stdio::{GuestStderr, GuestStdin, GuestStdout};
 
@@ -22,7 +22,7 @@ use crate::stdio::{GuestStderr, GuestStdin, GuestStdout};
 ///
 /// On `Err`, the caller answers with the failure's status if no head was sent yet
 /// (`host.send_head` not called), and aborts the response otherwise.
-pub fn run(module: &LoadedModule, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(), Failure> {
+pub fn run(module: &CoreCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(), Failure> {
     let output = Arc::new(Mutex::new(CgiOutput::new(host.clone())));
     let stderr = GuestStderr::new(host.clone(), spec.stderr);
     let wasi = crate::wasi_ctx::build(
@@ -39,7 +39,7 @@ pub fn run(module: &LoadedModule, spec: &RunSpec, host: Arc<dyn Host>) -> Result
         limiter: GuestLimiter::new(spec.limits.memory_bytes),
         inbox: None,
         watch: Some(watch.clone()),
-        net: crate::wasi_ctx::net_files(spec, request_log(&host)),
+        net: crate::wasi_ctx::net_files(spec, crate::net::files::request_log(&host)),
     };
 
     // A module runs in the engine of its compile tier.
@@ -64,12 +64,6 @@ pub fn run(module: &LoadedModule, spec: &RunSpec, host: Arc<dyn Host>) -> Result
     ending
 }
 
-/// Connection events of a request, in its log (the host adds the module).
-fn request_log(host: &Arc<dyn Host>) -> crate::net::files::NetLog {
-    let host = host.clone();
-    Arc::new(move |level, message: &str| host.log(level, message))
-}
-
 /// A store for one request: the guest's memory cap, and an epoch check that stops the
 /// guest once `watch` is over.
 fn request_store(
@@ -79,13 +73,7 @@ fn request_store(
 ) -> Store<GuestState> {
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        if watch.over() {
-            return Err(Trap::Interrupt.into());
-        }
-        Ok(UpdateDeadline::Continue(1))
-    });
+    crate::deadline::stop_when_over(&mut store, watch);
     store
 }
 
@@ -116,44 +104,4 @@ fn ending(
         return Err(Failure::new(FailureKind::MalformedResponse, message));
     }
     Ok(())
-}
-
-/// Reads the guest's ending: `Ok(None)` for success, `Ok(Some(code))` for a non-zero exit.
-fn classify(
-    result: wasmtime::Result<()>,
-    memory_denied: bool,
-    watch: &RequestWatch,
-) -> Result<Option<i32>, Failure> {
-    let err = match result {
-        Ok(()) => return Ok(None),
-        Err(err) => err,
-    };
-    if let Some(exit) = err.downcast_ref::<I32Exit>() {
-        return Ok((exit.0 != 0).then_some(exit.0));
-    }
-    if let Some(Trap::Interrupt) = err.downcast_ref::<Trap>() {
-        // Interrupted by its watch.
-        return Err(watch.ending());
-    }
-    if memory_denied {
-        return Err(Failure::new(
-            FailureKind::MemoryLimit,
-            format!("guest hit its memory limit: {}", first_line(&err)),
-        ));
-    }
-    if err.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
-        return Err(Failure::new(
-            FailureKind::Busy,
-            format!("no instance slot free: {}", first_line(&err)),
-        ));
-    }
-    Err(Failure::new(FailureKind::Trap, format!("{err:#}")))
-}
-
-fn first_line(err: &wasmtime::Error) -> String {
-    format!("{err:#}")
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string()
 }

@@ -61,3 +61,15 @@ impl RequestWatch {
         }
     }
 }
+
+/// Makes `store` stop its guest (a [`Trap::Interrupt`]) within one epoch tick of `watch`
+/// being over.
+pub fn stop_when_over<T: 'static>(store: &mut wasmtime::Store<T>, watch: RequestWatch) {
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if watch.over() {
+            return Err(wasmtime::Trap::Interrupt.into());
+        }
+        Ok(wasmtime::UpdateDeadline::Continue(1))
+    });
+}

@@ -8,13 +8,14 @@
 //! 1. Leaves: `failure`, `locks`, `trim`, `request`, `response_fields`, `cgi_response`,
 //!    `host`, `cgi_env`, `cgi_output`, `stdio`, `wasi_ctx`, `limiter`, `deadline`, `pipe`,
 //!    `sealed`, `disk_cache`, `stats`, `net` (after `host`, `locks` and `deadline`; `wasi_ctx`
-//!    makes its table).
+//!    makes its table), `outcome` (after `deadline`).
 //! 2. `guest/`: the state a guest's store holds, and the linkers with the WASI functions
-//!    this crate replaces (`poll`, `stdin`, `symlinks`).
+//!    this crate replaces (`poll`, `stdin`, `symlinks`); `component/` the same for
+//!    wasi:http components (its `serve` belongs to layer 4).
 //! 3. `tier` (the engines of the two compile tiers), `background` (the low-priority
 //!    thread), `compile` (owns `LoadedModule`), then `module_cache`.
-//! 4. `cgi` and `wcgi/` side by side, neither importing the other: one request on a fresh
-//!    instance, or on a long-lived one.
+//! 4. `cgi`, `wcgi/` and `component::serve` side by side, none importing another: one
+//!    request on a fresh instance, on a long-lived one, or on a fresh component instance.
 //! 5. `engine/`, the facade: configuration, sites, dispatch between CGI and WCGI, and the
 //!    housekeeping thread.
 
@@ -29,6 +30,7 @@ mod host;
 mod limiter;
 mod locks;
 mod net;
+mod outcome;
 mod pipe;
 mod request;
 mod response_fields;
@@ -39,6 +41,7 @@ mod trim;
 mod wasi_ctx;
 
 // 2. The guest's side of wasmtime.
+mod component;
 mod guest;
 
 // 3. Loaded modules.

@@ -170,6 +170,8 @@ pub struct ModuleInfo {
     pub tier: Tier,
     /// When its code (of that tier) was ready.
     pub ready_at: SystemTime,
+    /// It is a wasi:http component.
+    pub component: bool,
 }
 
 pub struct ModuleCache {
@@ -389,6 +391,7 @@ impl ModuleCache {
                     wcgi_export: module.wcgi_export,
                     tier: module.tier,
                     ready_at: module.ready_at,
+                    component: matches!(module.code, crate::compile::Code::Http(_)),
                 })
             })
             .collect();

@@ -105,13 +105,15 @@ impl Default for CacheSettings {
 /// How a module serves requests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
-    /// WCGI if the module exports `wagi_wcgi`, else CGI.
+    /// wasi:http for a component; for a module, WCGI if it exports `wagi_wcgi`, else CGI.
     #[default]
     Auto,
     /// A fresh instance per request.
     Cgi,
     /// Long-lived instances speaking yamux + HTTP/1.1 on stdio.
     Wcgi,
+    /// A fresh wasi:http/proxy component instance per request; a module fails to serve.
+    Http,
 }
 
 /// Everything needed to run one request.

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use crate::component::HttpState;
 use crate::guest::Linkers;
 
 /// Which compiler made a module's code.
@@ -36,12 +37,19 @@ impl Tier {
 pub struct TierEngine {
     pub engine: wasmtime::Engine,
     pub linkers: Arc<Linkers>,
+    /// For wasi:http components.
+    pub http_linker: Arc<wasmtime::component::Linker<HttpState>>,
 }
 
 impl TierEngine {
     pub fn new(engine: wasmtime::Engine) -> wasmtime::Result<Self> {
         let linkers = Arc::new(Linkers::new(&engine)?);
-        Ok(TierEngine { engine, linkers })
+        let http_linker = Arc::new(crate::component::linker(&engine)?);
+        Ok(TierEngine {
+            engine,
+            linkers,
+            http_linker,
+        })
     }
 }
 

@@ -23,6 +23,27 @@ pub fn build(
     stdout: impl StdoutStream + 'static,
     stderr: impl StdoutStream + 'static,
 ) -> Result<WasiP1Ctx, Failure> {
+    let mut wasi = builder(spec, args, env, stdin, stdout, stderr)?;
+    if spec.network.is_some() {
+        // Last, so its fd is `dev_fd(spec)`.
+        wasi.preopened_dir(empty_dir()?, "/dev", FsPerms::ReadOnly)
+            .map_err(|e| {
+                Failure::new(FailureKind::Internal, format!("cannot mount /dev: {e:#}"))
+            })?;
+    }
+    Ok(wasi.build_p1())
+}
+
+/// The part of the context that modules and components share: arguments, environment,
+/// stdio and the site's mounts (no `/dev`: connection files are a preview1 matter).
+pub fn builder(
+    spec: &RunSpec,
+    args: &[String],
+    env: &[(String, String)],
+    stdin: impl StdinStream + 'static,
+    stdout: impl StdoutStream + 'static,
+    stderr: impl StdoutStream + 'static,
+) -> Result<WasiCtxBuilder, Failure> {
     let mut wasi = WasiCtxBuilder::new();
     // File and stream calls stay on the guest's own thread (the CGI request's, or the WCGI
     // instance's): faster than a hop to a blocking pool. The one blocking call that a
@@ -47,14 +68,7 @@ pub fn build(
                 )
             })?;
     }
-    if spec.network.is_some() {
-        // Last, so its fd is `dev_fd(spec)`.
-        wasi.preopened_dir(empty_dir()?, "/dev", FsPerms::ReadOnly)
-            .map_err(|e| {
-                Failure::new(FailureKind::Internal, format!("cannot mount /dev: {e:#}"))
-            })?;
-    }
-    Ok(wasi.build_p1())
+    Ok(wasi)
 }
 
 /// The guest's connection-file table when its site has networking on. The `/dev` preopen

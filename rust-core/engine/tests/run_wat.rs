@@ -389,3 +389,106 @@ fn idle_modules_are_dropped_after_keepalive() {
         std::thread::sleep(Duration::from_millis(20)); // polling, bounded by the deadline
     }
 }
+
+/// The smallest valid component (preamble only, layer 1): it exports nothing.
+const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+#[test]
+fn a_component_that_is_not_a_wasi_http_proxy_fails_to_load_clearly() {
+    let fx = Fixture::new();
+    let path = fx.dir.join("empty-component.wasm");
+    std::fs::write(&path, EMPTY_COMPONENT).unwrap();
+    let (result, host) = fx.run(path, b"", |_| {});
+    let failure = result.unwrap_err();
+    assert_eq!(failure.kind, FailureKind::BadModule, "{failure}");
+    assert_eq!(failure.status(), 500);
+    assert!(
+        failure.message.contains("not a wasi:http/proxy"),
+        "{failure}"
+    );
+    assert!(host.out.lock().unwrap().head.is_none());
+}
+
+#[test]
+fn mode_http_refuses_a_core_module() {
+    let fx = Fixture::new();
+    let path = fx.module("hello.wat", &write_out("Content-Type: text/plain\n\nhi"));
+    let (result, _) = fx.run(path, b"", |s| s.mode = wagi_core::Mode::Http);
+    let failure = result.unwrap_err();
+    assert_eq!(failure.kind, FailureKind::BadModule, "{failure}");
+    assert!(failure.message.contains("mode http"), "{failure}");
+}
+
+/// A wasi:http/proxy component whose handler runs `body` (core wasm, no result) and
+/// sets no response.
+fn handler_component(body: &str) -> Vec<u8> {
+    let text = format!(
+        r#"(component
+  (import "wasi:http/types@0.2.0" (instance $types
+    (export "incoming-request" (type (sub resource)))
+    (export "response-outparam" (type (sub resource)))))
+  (alias export $types "incoming-request" (type $req))
+  (alias export $types "response-outparam" (type $out))
+  (core module $m
+    (func (export "handle") (param i32 i32) {body}))
+  (core instance $i (instantiate $m))
+  (func $handle (param "request" (own $req)) (param "response-out" (own $out))
+    (canon lift (core func $i "handle")))
+  (instance $h (export "handle" (func $handle)))
+  (export "wasi:http/incoming-handler@0.2.0" (instance $h)))"#
+    );
+    wat::parse_str(text).unwrap()
+}
+
+#[test]
+fn a_component_that_traps_fails_with_500_and_the_next_request_is_served() {
+    let fx = Fixture::new();
+    let path = fx.dir.join("trap.wasm");
+    std::fs::write(&path, handler_component("unreachable")).unwrap();
+    for _ in 0..2 {
+        let (result, host) = fx.run(path.clone(), b"", |s| {
+            s.http.method = "GET".into();
+            s.http.host = "example.test".into();
+            s.http.request_uri = "/trap.wasm".into();
+        });
+        let failure = result.unwrap_err();
+        assert_eq!(failure.kind, FailureKind::Trap, "{failure}");
+        assert_eq!(failure.status(), 500);
+        assert!(host.out.lock().unwrap().head.is_none());
+    }
+}
+
+#[test]
+fn a_component_that_sets_no_response_fails_with_502() {
+    let fx = Fixture::new();
+    let path = fx.dir.join("silent.wasm");
+    std::fs::write(&path, handler_component("")).unwrap();
+    let (result, _) = fx.run(path, b"", |s| {
+        s.http.method = "GET".into();
+        s.http.host = "example.test".into();
+        s.http.request_uri = "/silent.wasm".into();
+    });
+    let failure = result.unwrap_err();
+    assert_eq!(failure.kind, FailureKind::MalformedResponse, "{failure}");
+    assert!(
+        failure.message.contains("without setting a response"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn a_runaway_component_is_stopped_at_its_timeout() {
+    let fx = Fixture::new();
+    let path = fx.dir.join("spin.wasm");
+    std::fs::write(&path, handler_component("(loop $l (br $l))")).unwrap();
+    let started = Instant::now();
+    let (result, _) = fx.run(path, b"", |s| {
+        s.http.method = "GET".into();
+        s.http.host = "example.test".into();
+        s.http.request_uri = "/spin.wasm".into();
+        s.limits.timeout = Duration::from_millis(300);
+    });
+    let failure = result.unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Timeout, "{failure}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -14,7 +14,8 @@ use crate::guard::guard;
 /// Writes the loaded modules and the long-lived instances as JSON into `buf` (up to `cap`
 /// bytes) and their full length into `*len_out`; when that is over `cap`, nothing is
 /// written and the caller asks again with a larger buffer. The JSON is
-/// `{"modules":[{"path","size","loaded_at","last_used","wcgi_export","tier","code_ready_at"}],
+/// `{"modules":[{"path","size","loaded_at","last_used","wcgi_export","tier","code_ready_at",
+/// "component"}],
 /// "instances":[{"module","site","started_at","inflight","memory_bytes"}]}`, with times in
 /// milliseconds since the Unix epoch (`loaded_at` is null when unknown).
 ///
@@ -160,12 +161,13 @@ fn listing_json(modules: &[ModuleInfo], instances: &[InstanceInfo]) -> String {
             .map_or("null".to_string(), |t| millis(t).to_string());
         let _ = write!(
             out,
-            ",\"size\":{},\"loaded_at\":{loaded_at},\"last_used\":{},\"wcgi_export\":{},\"tier\":\"{}\",\"code_ready_at\":{}}}",
+            ",\"size\":{},\"loaded_at\":{loaded_at},\"last_used\":{},\"wcgi_export\":{},\"tier\":\"{}\",\"code_ready_at\":{},\"component\":{}}}",
             m.size,
             millis(m.last_used),
             m.wcgi_export,
             m.tier.name(),
-            millis(m.ready_at)
+            millis(m.ready_at),
+            m.component
         );
     }
     out.push_str("],\"instances\":[");

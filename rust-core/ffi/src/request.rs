@@ -299,6 +299,7 @@ fn apply(spec: &mut RunSpec, record: &[u8]) -> Result<(), Failure> {
                     "auto" => Mode::Auto,
                     "cgi" => Mode::Cgi,
                     "wcgi" => Mode::Wcgi,
+                    "http" => Mode::Http,
                     other => return Err(invalid(format!("mode {other:?}"))),
                 }
             }

@@ -87,7 +87,8 @@ fn base_config(config: &EngineConfig) -> Config {
         .total_memories(slots)
         .total_tables(slots)
         .total_stacks(slots)
-        .total_component_instances(0)
+        // A wasi:http component takes several core instances and memories of these.
+        .total_component_instances(slots)
         .max_memory_size(usize::try_from(config.memory_ceiling).unwrap_or(usize::MAX))
         .table_elements(TABLE_ELEMENTS)
         // Reset small memories and tables with memset instead of madvise: madvise on

@@ -11,7 +11,7 @@ mod site;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::compile::{LoadedModule, Source};
+use crate::compile::{Code, LoadedModule, Source};
 use crate::disk_cache::CacheDirs;
 use crate::failure::{Failure, FailureKind};
 use crate::host::{plain_log, EngineLog, EventLog, Host, LogFields};
@@ -89,10 +89,22 @@ impl Engine {
         if let Some(event) = &event {
             host.log(event.level(), &event.describe());
         }
+        match (&module.code, spec.mode) {
+            (Code::Http(code), Mode::Auto | Mode::Http) => {
+                return crate::component::serve(code, spec, host)
+            }
+            (Code::Core(_), Mode::Http) => {
+                return Err(Failure::new(
+                    FailureKind::BadModule,
+                    "mode http needs a wasi:http component, and this is a core module",
+                ))
+            }
+            _ => {}
+        }
         if wants_wcgi(&module, spec) {
             return crate::wcgi::handle(&self.wcgi, &site.wcgi, &module, spec, &host);
         }
-        crate::cgi::run(&module, spec, host)
+        crate::cgi::run(module.core()?, spec, host)
     }
 
     /// Loads (compiles, or reads from the disk cache) the module at `path` without running
@@ -215,7 +227,7 @@ impl Engine {
 /// Whether `module` takes WCGI mode for `spec`.
 fn wants_wcgi(module: &LoadedModule, spec: &RunSpec) -> bool {
     match spec.mode {
-        Mode::Cgi => false,
+        Mode::Cgi | Mode::Http => false,
         Mode::Wcgi => true,
         Mode::Auto => module.wcgi_export,
     }

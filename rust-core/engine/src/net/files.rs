@@ -31,6 +31,12 @@ pub const FD_BASE: u32 = 1 << 30;
 /// Where a guest's connection events are logged (the host adds the module).
 pub type NetLog = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
 
+/// Connection events of one request, in its log.
+pub fn request_log(host: &Arc<dyn crate::host::Host>) -> NetLog {
+    let host = host.clone();
+    Arc::new(move |level, message: &str| host.log(level, message))
+}
+
 /// A connected socket, before it is handed to its task.
 pub enum Socket {
     Tcp(TcpStream),

@@ -110,12 +110,16 @@ impl Instance {
             stop.clone(),
             memory.clone(),
         )?;
-        let instance = module.wcgi_pre.instantiate(&mut store).map_err(|e| {
-            Failure::new(
-                FailureKind::BadModule,
-                format!("cannot start WCGI instance: {e:#}"),
-            )
-        })?;
+        let instance = module
+            .core()?
+            .wcgi_pre
+            .instantiate(&mut store)
+            .map_err(|e| {
+                Failure::new(
+                    FailureKind::BadModule,
+                    format!("cannot start WCGI instance: {e:#}"),
+                )
+            })?;
         let entrypoint = spec.entrypoint.clone();
         let start = entry::entry(&mut store, &instance, entrypoint.as_deref())
             .map_err(|e| Failure::new(FailureKind::BadModule, format!("{e:#}")))?;
@@ -170,7 +174,7 @@ fn instance_store(
         GuestStderr::per_second(instance_log(ctx.log.clone(), spec), spec.stderr),
     )?;
     let mut store = Store::new(
-        module.module.engine(),
+        module.core()?.module.engine(),
         GuestState {
             wasi,
             limiter: GuestLimiter::new(spec.limits.memory_bytes).with_gauge(memory),
