@@ -58,7 +58,8 @@ func componentWasm(t *testing.T) string {
 
 // componentSite is the site block of the component tests: a short timeout and a memory
 // cap the JS engine fits under, the disk cache in $DIR/cache.
-const componentSite = "\twagi {\n\t\tcache_dir $DIR/cache\n\t\ttimeout 3s\n\t\tmemory 256MiB\n\t}"
+const componentSite = "\twagi {\n\t\tcache_dir $DIR/cache\n\t\ttimeout 3s\n\t\tmemory 256MiB\n" +
+	"\t\tenv GREETING hello-from-site\n\t\tenv VISITOR {http.request.uri.query.who}\n\t}"
 
 var componentCaddy struct {
 	once sync.Once
@@ -111,6 +112,15 @@ func TestComponentServesRequests(t *testing.T) {
 			if !strings.Contains(string(r.body), want) {
 				t.Errorf("guest did not see %q:\n%s", want, r.body)
 			}
+		}
+	})
+
+	t.Run("env", func(t *testing.T) {
+		// The site's env reaches the component through wasi:cli/environment, request
+		// placeholders evaluated for this request; nothing of the host's environment does.
+		r := get(t, base+"/env?who=ann")
+		if r.status != 200 || string(r.body) != "GREETING=hello-from-site\nVISITOR=ann\n" {
+			t.Errorf("GET env: %d %q", r.status, r.body)
 		}
 	})
 

@@ -1,5 +1,7 @@
 // The wasi:http test component: one component, its behaviour picked by the last segment of
 // the path (the site serves it as /c.wasm/<route>).
+import { getEnvironment } from "wasi:cli/environment@0.2.10";
+
 addEventListener("fetch", (event) => event.respondWith(route(event.request)));
 
 async function route(req) {
@@ -57,6 +59,11 @@ async function route(req) {
         status: Number(url.searchParams.get("code") || "200"),
         headers,
       });
+    }
+    case "env": {
+      // The environment the site gives the component (`env`), one KEY=value a line.
+      const lines = getEnvironment().map(([k, v]) => `${k}=${v}`);
+      return new Response(lines.join("\n") + "\n");
     }
     case "sleep":
       await new Promise((resolve) => setTimeout(resolve, 60000));
