@@ -52,6 +52,10 @@ func (e *exchange) settleBody() {
 	if !e.fullDuplex || !e.onWire {
 		return
 	}
+	// The response is complete: it goes out now, not after the drain, so a client that
+	// waits for it before sending the rest of its body gets it (whole, when its length is
+	// known) instead of waiting out drainTimeout.
+	_ = e.rc.Flush()
 	closing := e.closing || e.r.Close
 	limit := int64(drainLimit)
 	if closing {
