@@ -30,12 +30,25 @@ const WASI: &str = "wasi_snapshot_preview1";
 /// The WASI preview1 errnos the replaced functions answer with.
 mod errno {
     pub const SUCCESS: i32 = 0;
+    pub const ACCES: i32 = 2;
     pub const AGAIN: i32 = 6;
+    pub const BADF: i32 = 8;
+    pub const CONNREFUSED: i32 = 14;
+    pub const CONNRESET: i32 = 15;
     pub const FAULT: i32 = 21;
     pub const ILSEQ: i32 = 25;
+    pub const IO: i32 = 29;
+    pub const MFILE: i32 = 33;
+    pub const MSGSIZE: i32 = 35;
+    pub const NOENT: i32 = 44;
     /// The guest sees "operation not permitted".
     pub const PERM: i32 = 63;
+    pub const PIPE: i32 = 64;
+    pub const TIMEDOUT: i32 = 73;
 }
+
+/// The fdflag a guest sets (and our fds report) for non-blocking reads and writes.
+const FDFLAGS_NONBLOCK: u16 = 1 << 2;
 
 /// Little-endian words in guest memory at a guest address; `None` when out of bounds
 /// (the caller answers `errno::FAULT`).

@@ -12,29 +12,18 @@ use wasmtime::{Caller, Linker, Trap};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
 use wasmtime_wasi::runtime::in_tokio;
 
-use super::{errno, exported_memory, read_u32, with_hostcall_fuel, write_u32, GuestState, WASI};
+use super::{
+    errno, exported_memory, read_u32, with_hostcall_fuel, write_u32, GuestState, FDFLAGS_NONBLOCK,
+    WASI,
+};
 use crate::net::conn::Read;
 use crate::net::files::OpenError;
 
 const FILETYPE_SOCKET_DGRAM: u8 = 5;
 const FILETYPE_SOCKET_STREAM: u8 = 6;
-const FDFLAGS_NONBLOCK: u16 = 1 << 2;
 const OFLAGS_DIRECTORY: i32 = 1 << 1;
 /// fd_read, fd_write, fd_fdstat_set_flags, fd_filestat_get, poll_fd_readwrite.
 const RIGHTS: u64 = (1 << 1) | (1 << 6) | (1 << 3) | (1 << 21) | (1 << 27);
-
-mod e {
-    pub const ACCES: i32 = 2;
-    pub const BADF: i32 = 8;
-    pub const CONNREFUSED: i32 = 14;
-    pub const CONNRESET: i32 = 15;
-    pub const IO: i32 = 29;
-    pub const MFILE: i32 = 33;
-    pub const MSGSIZE: i32 = 35;
-    pub const NOENT: i32 = 44;
-    pub const PIPE: i32 = 64;
-    pub const TIMEDOUT: i32 = 73;
-}
 
 /// True when `fd` is one of the guest's connection files.
 pub fn is_conn(state: &GuestState, fd: i32) -> bool {
@@ -311,24 +300,24 @@ fn open(state: &mut GuestState, name: &str) -> wasmtime::Result<Result<u32, Open
 
 fn open_errno(err: OpenError) -> i32 {
     match err {
-        OpenError::NotFound => e::NOENT,
-        OpenError::TooMany => e::MFILE,
-        OpenError::TimedOut => e::TIMEDOUT,
-        OpenError::Refused => e::CONNREFUSED,
-        OpenError::Io => e::IO,
+        OpenError::NotFound => errno::NOENT,
+        OpenError::TooMany => errno::MFILE,
+        OpenError::TimedOut => errno::TIMEDOUT,
+        OpenError::Refused => errno::CONNREFUSED,
+        OpenError::Io => errno::IO,
     }
 }
 
 fn io_errno(kind: std::io::ErrorKind) -> i32 {
     use std::io::ErrorKind::*;
     match kind {
-        ConnectionReset | ConnectionAborted => e::CONNRESET,
-        ConnectionRefused => e::CONNREFUSED,
-        PermissionDenied => e::ACCES,
-        BrokenPipe | WriteZero => e::PIPE,
-        TimedOut => e::TIMEDOUT,
-        InvalidInput => e::MSGSIZE,
-        _ => e::IO,
+        ConnectionReset | ConnectionAborted => errno::CONNRESET,
+        ConnectionRefused => errno::CONNREFUSED,
+        PermissionDenied => errno::ACCES,
+        BrokenPipe | WriteZero => errno::PIPE,
+        TimedOut => errno::TIMEDOUT,
+        InvalidInput => errno::MSGSIZE,
+        _ => errno::IO,
     }
 }
 
@@ -347,7 +336,7 @@ fn iovecs(data: &[u8], iovs: i32, iovs_len: i32) -> Option<Vec<(usize, usize)>> 
 
 fn read(state: &GuestState, data: &mut [u8], fd: i32, iovs: i32, iovs_len: i32, nread: i32) -> i32 {
     let Some(conn) = state.net.as_ref().and_then(|n| n.conn(fd as u32)).cloned() else {
-        return e::BADF;
+        return errno::BADF;
     };
     let Some(bufs) = iovecs(data, iovs, iovs_len) else {
         return errno::FAULT;
@@ -391,7 +380,7 @@ fn write(
     };
     loop {
         let Some(conn) = state.net.as_ref().and_then(|n| n.conn(fd as u32)).cloned() else {
-            return Ok(e::BADF);
+            return Ok(errno::BADF);
         };
         let mut total = 0usize;
         for &(buf, len) in &bufs {

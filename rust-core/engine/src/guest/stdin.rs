@@ -6,10 +6,8 @@
 
 use wasmtime::{Caller, Linker};
 
-use super::{errno, exported_memory, net, read_u32, write_u32, GuestState, WASI};
+use super::{errno, exported_memory, net, read_u32, write_u32, GuestState, FDFLAGS_NONBLOCK, WASI};
 use crate::pipe::{Inbox, Take};
-
-const FDFLAGS_NONBLOCK: u16 = 1 << 2;
 
 /// Replaces `fd_read` and `fd_fdstat_get` in `linker` for fd 0 (see the module docs);
 /// other fds go to wasmtime-wasi's own implementations.
