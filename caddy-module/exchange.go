@@ -36,6 +36,13 @@ type exchange struct {
 	closing    bool
 	// release gives back the handler's guest slot; idempotent.
 	release func()
+	// deadline is when the request must be over (zero: none). It is put on the
+	// connection only before I/O that can wait on the client (see armRead, armWrite), so
+	// a request without a body and with a small answer costs no timer.
+	deadline              time.Time
+	readArmed, writeArmed bool
+	// written counts the body bytes handed to the ResponseWriter.
+	written int
 }
 
 // newExchange connects a guest to w and r. spooled is true when checkBody read the body
@@ -58,6 +65,7 @@ func (e *exchange) Read(p []byte) (int, error) {
 	if room := e.maxBody - e.bodyRead + 1; int64(len(p)) > room {
 		p = p[:room]
 	}
+	e.armRead()
 	n, err := e.r.Body.Read(p)
 	e.bodyRead += int64(n)
 	if err == io.EOF {
@@ -82,6 +90,7 @@ func (e *exchange) WriteHead(status int, body []byte, flush bool) bool {
 	if e.onWire {
 		e.streamRestOfBody()
 	}
+	e.armWriteFor(len(body), flush)
 	e.w.WriteHeader(status)
 	if len(body) > 0 {
 		if _, err := e.w.Write(body); err != nil {
@@ -95,6 +104,7 @@ func (e *exchange) WriteHead(status int, body []byte, flush bool) bool {
 }
 
 func (e *exchange) WriteBody(p []byte, flush bool) bool {
+	e.armWriteFor(len(p), flush)
 	if _, err := e.w.Write(p); err != nil {
 		return false
 	}
@@ -131,14 +141,53 @@ func (e *exchange) Cancelled() bool { return e.r.Context().Err() != nil }
 
 // SetDeadline bounds body reads and response writes: a client that trickles its body or
 // stops reading the response fails them at the request's deadline instead of holding the
-// guest. (Either call may be unsupported by the connection; then Caddy's own server
-// timeouts are the bound.)
+// guest. The connection gets it only once such I/O may wait (armRead, armWrite); one that
+// did already is moved to t at once. (Either call may be unsupported by the connection;
+// then Caddy's own server timeouts are the bound.)
 func (e *exchange) SetDeadline(t time.Time) {
-	_ = e.rc.SetReadDeadline(t)
-	_ = e.rc.SetWriteDeadline(t)
+	e.deadline = t
+	if e.readArmed {
+		_ = e.rc.SetReadDeadline(t)
+	}
+	if e.writeArmed {
+		_ = e.rc.SetWriteDeadline(t)
+	}
 }
 
-// liftDeadline undoes SetDeadline once the guest is done.
-func (e *exchange) liftDeadline() { e.SetDeadline(time.Time{}) }
+// armRead puts the deadline on body reads, before the first one.
+func (e *exchange) armRead() {
+	if !e.readArmed && !e.deadline.IsZero() {
+		e.readArmed = true
+		_ = e.rc.SetReadDeadline(e.deadline)
+	}
+}
+
+// unbufferedAfter is how many body bytes net/http holds before any reach the connection
+// (its bufferBeforeChunkingSize, and under HTTP/2's 4 KiB write buffer): writes up to it
+// cannot wait on the client.
+const unbufferedAfter = 2048
+
+// armWriteFor puts the deadline on response writes before a write of n more body bytes
+// that may reach the connection: a flush, or past unbufferedAfter in all.
+func (e *exchange) armWriteFor(n int, flush bool) {
+	e.written += n
+	if !e.writeArmed && !e.deadline.IsZero() && (flush || e.written > unbufferedAfter) {
+		e.writeArmed = true
+		_ = e.rc.SetWriteDeadline(e.deadline)
+	}
+}
+
+// liftDeadline undoes what SetDeadline put on the connection once the guest is done, so
+// an error page can still be written and a kept-alive connection's next request is not
+// cut short.
+func (e *exchange) liftDeadline() {
+	if e.readArmed {
+		_ = e.rc.SetReadDeadline(time.Time{})
+	}
+	if e.writeArmed {
+		_ = e.rc.SetWriteDeadline(time.Time{})
+	}
+	e.readArmed, e.writeArmed, e.deadline = false, false, time.Time{}
+}
 
 var _ engine.Exchange = (*exchange)(nil)

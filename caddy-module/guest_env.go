@@ -52,6 +52,13 @@ func serverAddr(r *http.Request) string {
 	if !ok {
 		return ""
 	}
+	if tcp, ok := addr.(*net.TCPAddr); ok {
+		// The usual listener, without formatting and parsing its address again.
+		if tcp.IP == nil {
+			return ""
+		}
+		return tcp.IP.String()
+	}
 	host, _, err := net.SplitHostPort(addr.String())
 	if err != nil {
 		host = addr.String()

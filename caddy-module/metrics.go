@@ -4,6 +4,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,10 @@ func (o *outcome) done() {
 // moduleLabel names a module by its path relative to the site root (its absolute path
 // when it lies outside, as a `module` set in the config may).
 func moduleLabel(root, filename string) string {
+	// Both are clean absolute paths: the common case needs no filepath.Rel.
+	if rest, ok := strings.CutPrefix(filename, root); ok && len(rest) > 1 && rest[0] == filepath.Separator && filepath.IsLocal(rest[1:]) {
+		return filepath.ToSlash(rest[1:])
+	}
 	if rel, err := filepath.Rel(root, filename); err == nil && filepath.IsLocal(rel) {
 		return filepath.ToSlash(rel)
 	}

@@ -43,6 +43,13 @@ func (h *Handler) resolve(root, module, reqPath string) (script, action) {
 	if act != actNext {
 		return s, act
 	}
+	if strings.HasSuffix(reqPath, "/") {
+		// An index that runs proves its directory a directory of the site: one stat
+		// instead of two for the most common request, `/`. Anything else is decided below.
+		if s, act := h.indexIn(root, reqPath); act == actRun {
+			return s, act
+		}
+	}
 	full := caddyhttp.SanitizedPathJoin(root, reqPath)
 	f, err := statInRoot(root, full)
 	if err == nil && f.inside {
