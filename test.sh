@@ -35,10 +35,12 @@ done
 step "integration tests (real Caddy, real guests, loopback HTTP)"
 # Guests built from registries, in set-up so that the tests themselves only talk to
 # loopback: a real interpreter built for WASI, for the argv tests (PyPI), and the
-# JavaScript wasi:http component (componentize-js from npm). Both are cached in target/.
+# JavaScript and Python wasi:http components (componentize-js from npm, componentize-py
+# from PyPI). All are cached in target/.
 WAGI_PYTHON_WASM=$(scripts/fetch-python-wasm.sh)
 WAGI_HTTP_COMPONENT=$(scripts/build-js-component.sh)
-export WAGI_PYTHON_WASM WAGI_HTTP_COMPONENT
+WAGI_PY_COMPONENT=$(scripts/build-py-component.sh)
+export WAGI_PYTHON_WASM WAGI_HTTP_COMPONENT WAGI_PY_COMPONENT
 (cd tests && WAGI_CADDY="$PWD/../bin/caddy" go test -count=1 -timeout 30m -v ./...)
 
 step "install from a copy of caddy-module/ with only CGO_LDFLAGS, as a user outside this checkout"

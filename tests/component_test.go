@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,37 +22,6 @@ import (
 // scripts/build-js-component.sh, which caches node_modules and the build under target/);
 // its routes are picked by the last path segment. JavaScript rather than Rust because
 // this machine's Rust has no wasm target and rustup's downloads are not allowed here.
-
-var httpComponent struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// componentWasm builds the test component once (or takes WAGI_HTTP_COMPONENT).
-func componentWasm(t *testing.T) string {
-	t.Helper()
-	httpComponent.once.Do(func() {
-		if p := os.Getenv("WAGI_HTTP_COMPONENT"); p != "" {
-			httpComponent.path = p
-			return
-		}
-		var stderr bytes.Buffer
-		cmd := exec.Command(filepath.Join(repoRoot, "scripts", "build-js-component.sh"))
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			httpComponent.err = err
-			httpComponent.path = stderr.String()
-			return
-		}
-		httpComponent.path = strings.TrimSpace(string(out))
-	})
-	if httpComponent.err != nil {
-		t.Fatalf("building the JS component: %v\n%s", httpComponent.err, httpComponent.path)
-	}
-	return httpComponent.path
-}
 
 // componentSite is the site block of the component tests: a short timeout and a memory
 // cap the JS engine fits under, the disk cache in $DIR/cache.
@@ -72,7 +39,7 @@ var componentCaddy struct {
 // using it must not run in parallel with others (they do not).
 func sharedComponent(t *testing.T) (base string, c *ownCaddy) {
 	t.Helper()
-	wasm := componentWasm(t)
+	wasm := jsComponent.wasm(t)
 	dir := t.TempDir()
 	copyFile(t, wasm, filepath.Join(dir, "site", "c.wasm"))
 	c = startOwnCaddy(t, dir, "", map[string]string{"site": componentSite})
@@ -259,7 +226,7 @@ func TestComponentServesRequests(t *testing.T) {
 // A replaced component serves on the next request; a broken new version keeps the last
 // good one; the compiled code comes from the disk cache after a restart.
 func TestComponentReloadAndCache(t *testing.T) {
-	wasm := componentWasm(t)
+	wasm := jsComponent.wasm(t)
 	dir := t.TempDir()
 	site := filepath.Join(dir, "site")
 	copyFile(t, wasm, filepath.Join(site, "c.wasm"))
@@ -302,7 +269,7 @@ func TestComponentReloadAndCache(t *testing.T) {
 // that is not a wasi:http/proxy fails to load with a 500 and a log line; `precompile`
 // loads components too.
 func TestComponentModeHTTP(t *testing.T) {
-	wasm := componentWasm(t)
+	wasm := jsComponent.wasm(t)
 	dir := t.TempDir()
 	copyFile(t, wasm, filepath.Join(dir, "site", "c.wasm"))
 	copyFile(t, world.probe, filepath.Join(dir, "site", "p.wasm"))
@@ -329,7 +296,7 @@ func TestComponentModeHTTP(t *testing.T) {
 
 // Outgoing wasi:http requests go where the site's network rules allow, and nowhere else.
 func TestComponentOutgoingRequests(t *testing.T) {
-	wasm := componentWasm(t)
+	wasm := jsComponent.wasm(t)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hi from %s", r.URL.Path)
 	}))

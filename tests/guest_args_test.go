@@ -85,12 +85,9 @@ func TestArgvEntrypointAndModulePlaceholders(t *testing.T) {
 
 // A real interpreter built for WASI (CPython 3.12) runs a script named by `argv`, mounted
 // read-only, with the standard library and the CGI environment: the PHP-like way to run
-// an interpreted guest. test.sh fetches the interpreter (scripts/fetch-python-wasm.sh).
+// an interpreted guest. scripts/fetch-python-wasm.sh fetches the interpreter.
 func TestInterpreterGuestRunsAScript(t *testing.T) {
-	python := os.Getenv("WAGI_PYTHON_WASM")
-	if python == "" {
-		t.Skip("WAGI_PYTHON_WASM is not set: run WAGI_PYTHON_WASM=$(scripts/fetch-python-wasm.sh) (test.sh does)")
-	}
+	python := pythonInterpreter.wasm(t)
 	dir := t.TempDir()
 	copyFile(t, python, filepath.Join(dir, "py", "python.wasm"))
 	script := "import json, os, sys\n" +
