@@ -4,6 +4,11 @@
 //! A yamux connection only makes progress while it is polled, so each session has a driver
 //! task on the shared WCGI runtime that polls it continuously (answering the guest's
 //! keepalive pings) and opens streams on request.
+//!
+//! The driver keeps one stream opened ahead, so that a request takes it without a round
+//! trip through the driver's thread (two thread switches of the ten or so a request
+//! costs). Opening is local in yamux (the SYN goes out with the stream's first frame), so
+//! the guest sees nothing of a stream until a request uses it.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -16,6 +21,7 @@ use bytes::Bytes;
 use futures::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::locks::lock;
 use crate::pipe::{Inbox, StdoutBacklog};
 
 /// Most requests in flight on one instance (yamux streams); more answer 503. With yamux's
@@ -99,11 +105,16 @@ impl AsyncWrite for GuestIo {
     }
 }
 
+/// Why a stream cannot be opened once the guest is gone.
+const SESSION_ENDED: &str = "the guest's yamux session has ended";
+
 type Opened = oneshot::Sender<Result<yamux::Stream, String>>;
 
 /// A running yamux client session.
 pub struct Session {
     open: mpsc::UnboundedSender<Opened>,
+    /// The stream opened ahead for the next request, if the driver has made it yet.
+    ready: Arc<std::sync::Mutex<Option<yamux::Stream>>>,
     closed: Arc<tokio::sync::Notify>,
     ended: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -115,12 +126,17 @@ impl Session {
         let closed = Arc::new(tokio::sync::Notify::new());
         let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (notify, flag) = (closed.clone(), ended.clone());
+        let ready: Arc<std::sync::Mutex<Option<yamux::Stream>>> = Arc::default();
+        let ahead = ready.clone();
         let mut config = yamux::Config::default();
-        // Bounds what a guest can make the host buffer: at most MAX_STREAMS streams (the
-        // engine refuses more requests first) with a 256 KiB window each.
+        // Bounds what a guest can make the host buffer: at most MAX_STREAMS streams in use
+        // (the engine refuses more requests first) and the one opened ahead, with a
+        // 256 KiB window each.
         config
-            .set_max_num_streams(MAX_STREAMS)
-            .set_max_connection_receive_window(Some(MAX_STREAMS * yamux::DEFAULT_CREDIT as usize));
+            .set_max_num_streams(MAX_STREAMS + 1)
+            .set_max_connection_receive_window(Some(
+                (MAX_STREAMS + 1) * yamux::DEFAULT_CREDIT as usize,
+            ));
         let mut conn = yamux::Connection::new(io, config, yamux::Mode::Client);
         runtime().spawn(async move {
             let mut waiting: VecDeque<Opened> = VecDeque::new();
@@ -144,6 +160,13 @@ impl Session {
                         Poll::Pending => break,
                     }
                 }
+                // Opens the next request's stream ahead. It can be refused for a moment
+                // (too many streams, or unacknowledged ones): the next request then asks.
+                if waiting.is_empty() && lock(&ahead).is_none() {
+                    if let Poll::Ready(Ok(stream)) = conn.poll_new_outbound(cx) {
+                        *lock(&ahead) = Some(stream);
+                    }
+                }
                 // Drives the connection; a guest never opens streams to us.
                 loop {
                     match conn.poll_next_inbound(cx) {
@@ -159,19 +182,24 @@ impl Session {
         });
         Session {
             open,
+            ready,
             closed,
             ended,
         }
     }
 
-    /// Opens a new stream (one request).
+    /// Opens a new stream (one request): the one opened ahead, else one asked of the
+    /// driver. The driver opens the next one ahead when the request's first frame wakes it.
     pub async fn open(&self) -> Result<yamux::Stream, String> {
+        if self.ended() {
+            return Err(SESSION_ENDED.to_string());
+        }
+        if let Some(stream) = lock(&self.ready).take() {
+            return Ok(stream);
+        }
         let (tx, rx) = oneshot::channel();
-        self.open
-            .send(tx)
-            .map_err(|_| "the guest's yamux session has ended".to_string())?;
-        rx.await
-            .map_err(|_| "the guest's yamux session has ended".to_string())?
+        self.open.send(tx).map_err(|_| SESSION_ENDED.to_string())?;
+        rx.await.map_err(|_| SESSION_ENDED.to_string())?
     }
 
     /// True once the session has ended (the guest exited or broke the protocol).
