@@ -38,6 +38,7 @@ pub fn run(module: &CoreCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(),
         wasi,
         limiter: GuestLimiter::new(spec.limits.memory_bytes),
         inbox: None,
+        held_stdout: None,
         watch: Some(watch.clone()),
         net: crate::wasi_ctx::net_files(spec, crate::net::files::request_log(&host)),
     };

@@ -168,6 +168,17 @@ func routes() *http.ServeMux {
 			}
 		}
 	})
+	// /flushspin writes and flushes a line, then runs for ?ms= without waiting, allocating
+	// or yielding (Go's wasm port has no preemption), then writes another: the first must
+	// reach the client while it runs.
+	mux.HandleFunc("/flushspin", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		fmt.Fprintln(w, "first")
+		w.(http.Flusher).Flush()
+		for start := time.Now(); time.Since(start) < time.Duration(ms)*time.Millisecond; {
+		}
+		fmt.Fprintln(w, "done")
+	})
 	// /pingflood writes raw yamux pings to stdout in a loop that never reads stdin, as a
 	// hostile guest would, to make the host buffer pongs and pings without end.
 	mux.HandleFunc("/pingflood", func(w http.ResponseWriter, r *http.Request) {

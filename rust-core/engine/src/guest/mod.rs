@@ -75,10 +75,29 @@ pub struct GuestState {
     pub limiter: GuestLimiter,
     /// Where a long-lived (WCGI) instance's stdin comes from; set for those only.
     pub inbox: Option<Arc<Inbox>>,
+    /// A long-lived instance's stdout, which holds back what the guest writes until it
+    /// waits (see `wcgi::ChannelStdout`); set for those only.
+    pub held_stdout: Option<crate::wcgi::ChannelStdout>,
     /// The request a per-request (CGI) guest serves: its deadline and client.
     pub watch: Option<RequestWatch>,
     /// The guest's connection files, when its site has networking on.
     pub net: Option<NetFiles>,
+}
+
+impl GuestState {
+    /// Sends the stdout a long-lived guest has held back: it is about to wait, or a tick
+    /// passed.
+    pub fn send_held_stdout(&self) -> wasmtime::Result<()> {
+        match &self.held_stdout {
+            Some(stdout) => stdout.send_held().or_else(|e| match e {
+                // Closed: the session ended; the guest learns it at its next write.
+                wasmtime_wasi::p2::StreamError::Closed => Ok(()),
+                wasmtime_wasi::p2::StreamError::Trap(e) => Err(e),
+                wasmtime_wasi::p2::StreamError::LastOperationFailed(e) => Err(e),
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The guest's state, with wasmtime-wasi's per-call copy budget set as its own linker sets

@@ -30,6 +30,8 @@ pub fn bound_poll_oneoff(linker: &mut Linker<GuestState>) -> wasmtime::Result<()
          -> wasmtime::Result<i32> {
             let memory = exported_memory(&mut caller)?;
             let (data, state) = memory.data_and_store_mut(&mut caller);
+            // A long-lived guest about to wait sends what it wrote first.
+            state.send_held_stdout()?;
             if let Some(result) = poll_with_conns(state, data, subs, events, nsubs, nevents) {
                 return result;
             }

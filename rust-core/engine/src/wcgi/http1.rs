@@ -207,7 +207,10 @@ pub async fn relay_response(
     let rest = buf.split_off(body_start);
     let mut body = BodyReader::new(framing, rest);
     let first = body.next(&mut input, &mut chunk).await?;
-    host.send_head(&head, first.as_deref().unwrap_or_default(), false)
+    // A body that is not complete yet may be a stream the guest writes as it goes: what it
+    // has written goes out before waiting for the rest. A complete one is left to the
+    // server, which sends it with its length in one write.
+    host.send_head(&head, first.as_deref().unwrap_or_default(), !body.done)
         .map_err(|_| client_gone())?;
     while let Some(data) = body.next(&mut input, &mut chunk).await? {
         host.write_body(&data, true).map_err(|_| client_gone())?;

@@ -95,10 +95,7 @@ impl Instance {
         let inbox = Arc::new(Inbox::default());
         let (stdout_tx, stdout_rx) = tokio::sync::mpsc::unbounded_channel();
         let backlog = Arc::new(StdoutBacklog::default());
-        let stdout = ChannelStdout {
-            chunks: stdout_tx,
-            backlog: backlog.clone(),
-        };
+        let stdout = ChannelStdout::new(stdout_tx, backlog.clone());
         let stop = Arc::new(AtomicBool::new(false));
         let memory = Arc::new(AtomicUsize::new(0));
         let mut store = instance_store(
@@ -135,6 +132,8 @@ impl Instance {
             .spawn(move || {
                 let result = entry::initialize(&mut store, &instance, entrypoint.as_deref())
                     .and_then(|()| start.call(&mut store, ()));
+                // What it wrote last goes out before its stdout closes.
+                let _ = store.data().send_held_stdout();
                 ending.after(store, result);
             })
             .map_err(|e| Failure::new(FailureKind::Internal, format!("cannot spawn: {e}")))?;
@@ -170,7 +169,7 @@ fn instance_store(
         &spec.instance_args(),
         &env,
         InboxStdin(inbox.clone()),
-        stdout,
+        stdout.clone(),
         GuestStderr::per_second(instance_log(ctx.log.clone(), spec), spec.stderr),
     )?;
     let mut store = Store::new(
@@ -179,6 +178,7 @@ fn instance_store(
             wasi,
             limiter: GuestLimiter::new(spec.limits.memory_bytes).with_gauge(memory),
             inbox: Some(inbox.clone()),
+            held_stdout: Some(stdout),
             // Long-lived: each request's deadline is kept by `relay`.
             watch: None,
             net: crate::wasi_ctx::net_files(spec, instance_log(ctx.log.clone(), spec)),
@@ -186,10 +186,12 @@ fn instance_store(
     );
     store.limiter(|s| &mut s.limiter);
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
+    store.epoch_deadline_callback(move |store| {
         if stop.load(Ordering::SeqCst) {
             return Err(Trap::Interrupt.into());
         }
+        // A guest that keeps running after writing has its output sent within a tick.
+        store.data().send_held_stdout()?;
         Ok(UpdateDeadline::Continue(1))
     });
     Ok(store)

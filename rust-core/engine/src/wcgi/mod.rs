@@ -33,6 +33,7 @@ pub use budget::InstanceBudget;
 pub use context::WcgiContext;
 pub use pools::{InstanceInfo, SweepKind, WcgiPools};
 use session::MAX_STREAMS;
+pub use stdio::ChannelStdout;
 
 /// Runs a request on a long-lived instance of `module` among `pools` (its site's).
 pub fn handle(

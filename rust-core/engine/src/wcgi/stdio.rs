@@ -2,19 +2,25 @@
 //! the guest, stdout to a channel. The WASI functions that would still block on stdin are
 //! replaced for these guests in `guest::stdin`. `poll_oneoff` stays wasmtime-wasi's: it
 //! waits on the stdin stream's readiness, which is the inbox's.
+//!
+//! Stdout is held back and sent as one chunk when the guest next waits (`poll_oneoff`),
+//! at the next epoch tick if it keeps running, when it ends, or once [`HOLD_MAX`] bytes are
+//! held. A Go guest writes each yamux frame in two writes and several frames per request;
+//! sent one by one, each could wake the session's driver thread anew.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc::UnboundedSender;
 use wasmtime_wasi::async_trait;
 use wasmtime_wasi::cli::{IsTerminal, StdinStream, StdoutStream};
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
+use crate::locks::lock;
 use crate::pipe::{Inbox, StdoutBacklog, Take, STDOUT_CAP};
 use crate::stdio::MAX_IO;
 
@@ -72,24 +78,54 @@ impl AsyncRead for InboxStdin {
     }
 }
 
+/// The most stdout held back before it is sent without waiting for the guest to wait.
+pub const HOLD_MAX: usize = 64 << 10;
+
 /// The guest's stdout as a WASI stream feeding the host's yamux client. Bytes the host has
-/// not taken yet are counted; a guest that writes past [`STDOUT_CAP`] of them (say, a ping
-/// flood while the host waits for it to read its stdin) is stopped.
+/// not taken yet, held ones included, are counted; a guest that writes past [`STDOUT_CAP`]
+/// of them (say, a ping flood while the host waits for it to read its stdin) is stopped.
 #[derive(Clone)]
 pub struct ChannelStdout {
-    pub chunks: UnboundedSender<Bytes>,
-    pub backlog: Arc<StdoutBacklog>,
+    chunks: UnboundedSender<Bytes>,
+    backlog: Arc<StdoutBacklog>,
+    /// Written and not sent yet.
+    held: Arc<Mutex<BytesMut>>,
 }
 
 impl ChannelStdout {
-    fn send(&self, bytes: Bytes) -> Result<(), StreamError> {
+    pub fn new(chunks: UnboundedSender<Bytes>, backlog: Arc<StdoutBacklog>) -> Self {
+        ChannelStdout {
+            chunks,
+            backlog,
+            held: Arc::default(),
+        }
+    }
+
+    fn hold(&self, bytes: &[u8]) -> Result<(), StreamError> {
         if !self.backlog.add(bytes.len()) {
             return Err(StreamError::Trap(wasmtime::format_err!(
                 "the WCGI guest wrote more than {STDOUT_CAP} bytes to stdout that its host had not read"
             )));
         }
-        let n = bytes.len();
-        self.chunks.send(bytes).map_err(|_| {
+        let full = {
+            let mut held = lock(&self.held);
+            held.extend_from_slice(bytes);
+            held.len() >= HOLD_MAX
+        };
+        if full {
+            self.send_held()?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is held, as one chunk.
+    pub fn send_held(&self) -> Result<(), StreamError> {
+        let chunk = lock(&self.held).split().freeze();
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let n = chunk.len();
+        self.chunks.send(chunk).map_err(|_| {
             self.backlog.taken(n);
             StreamError::Closed
         })
@@ -118,7 +154,7 @@ impl Pollable for ChannelStdout {
 
 impl OutputStream for ChannelStdout {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.send(bytes)
+        self.hold(&bytes)
     }
     fn flush(&mut self) -> StreamResult<()> {
         Ok(())
@@ -134,7 +170,7 @@ impl AsyncWrite for ChannelStdout {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let sent = self.send(Bytes::copy_from_slice(buf));
+        let sent = self.hold(buf).and_then(|()| self.send_held());
         Poll::Ready(
             sent.map(|()| buf.len())
                 .map_err(|_| io::ErrorKind::BrokenPipe.into()),
