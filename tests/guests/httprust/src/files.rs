@@ -13,7 +13,11 @@ use crate::http::{respond, start, ResponseOut};
 /// holds that path, 403 with the host's error when opening it is refused.
 pub fn serve(name: &str, out: ResponseOut) -> Option<()> {
     let Some((dir, relative)) = preopen_for(name) else {
-        return respond(out, 404, format!("no preopened directory holds {name}\n").as_bytes());
+        return respond(
+            out,
+            404,
+            format!("no preopened directory holds {name}\n").as_bytes(),
+        );
     };
     let file = match dir.open_at(
         PathFlags::empty(),

@@ -46,7 +46,9 @@ impl Body {
                 self.stream.subscribe().block();
                 continue;
             }
-            let n = data.len().min(usize::try_from(permitted).unwrap_or(usize::MAX));
+            let n = data
+                .len()
+                .min(usize::try_from(permitted).unwrap_or(usize::MAX));
             self.stream.write(&data[..n]).ok()?;
             data = &data[n..];
         }

@@ -22,7 +22,10 @@ pub fn route(request: IncomingRequest, out: ResponseOut) {
         "hello" => respond(out, 200, b"hello from rust\n"),
         "request" => describe(&request, path, query, out),
         "echo" => echo(&request, out),
-        "big" => big(param(query, "n").and_then(|n| n.parse().ok()).unwrap_or(0), out),
+        "big" => big(
+            param(query, "n").and_then(|n| n.parse().ok()).unwrap_or(0),
+            out,
+        ),
         "status" => status(param(query, "code").unwrap_or("200"), out),
         "env" => env(out),
         "file" => files::serve(param(query, "name").unwrap_or_default(), out),
@@ -66,7 +69,11 @@ fn describe(request: &IncomingRequest, path: &str, query: &str, out: ResponseOut
     let mut text = String::new();
     let _ = writeln!(text, "method={method}\npath={path}\nquery={query}");
     let _ = writeln!(text, "scheme={scheme}");
-    let _ = writeln!(text, "authority={}", request.authority().unwrap_or_default());
+    let _ = writeln!(
+        text,
+        "authority={}",
+        request.authority().unwrap_or_default()
+    );
     for (name, value) in request.headers().entries() {
         let _ = writeln!(text, "header {name}={}", String::from_utf8_lossy(&value));
     }
