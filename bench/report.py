@@ -13,6 +13,7 @@ ROWS = [
     ("go-wcgi", "Go example, WCGI mode"),
     ("go-echo-64k", "Go echo, 64 KiB POST"),
     ("js-http", "JS wasi:http component"),
+    ("rust-http", "Rust wasi:http component"),
     # Run while the optimised tier compiles in the background (niced), as users meet them.
     ("go-cgi-baseline", "Go CGI, baseline tier (Winch)"),
     ("go-wcgi-baseline", "Go WCGI, baseline tier (Winch)"),

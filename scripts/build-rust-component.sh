@@ -43,7 +43,7 @@ need_debian_rust() {
         "(${DEBIAN_PACKAGES[*]})" >&2
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${DEBIAN_PACKAGES[@]}" >&2
+        "${DEBIAN_PACKAGES[@]}" >/dev/null
     if ! debian_rust_ready; then
         echo "Debian's packages did not give rustc $DEBIAN_RUST with its library sources" \
             "and wasm-ld-22: $(/usr/bin/rustc --version 2>&1)" >&2
