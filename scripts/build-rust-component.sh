@@ -18,8 +18,8 @@ DEBIAN_PACKAGES=(rustc-web cargo-web rust-web-src lld-22)
 src="$PWD/tests/guests/httprust"
 dir="$PWD/target/guests"
 build="$dir/httprust-build"
-digest=$(cat "$src/Cargo.toml" "$src/Cargo.lock" $(find "$src/src" -type f | sort) |
-    sha256sum | cut -c1-16)
+# Every file of the crate, with its name.
+digest=$(cd "$src" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
 wasm="$dir/http-rust-$digest.wasm"
 if [[ -f "$wasm" ]]; then
     echo "$wasm"
