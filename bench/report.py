@@ -14,6 +14,7 @@ ROWS = [
     ("go-echo-64k", "Go echo, 64 KiB POST"),
     ("js-http", "JS wasi:http component"),
     ("py-http", "Python wasi:http component"),
+    ("rust-http", "Rust wasi:http component"),
     # Run while the optimised tier compiles in the background (niced), as users meet them.
     ("go-cgi-baseline", "Go CGI, baseline tier (Winch)"),
     ("go-wcgi-baseline", "Go WCGI, baseline tier (Winch)"),

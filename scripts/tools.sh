@@ -20,3 +20,15 @@ need_cbindgen() {
     echo "installing cbindgen $CBINDGEN_VERSION" >&2
     cargo install --quiet --locked cbindgen --version "$CBINDGEN_VERSION"
 }
+
+WASM_TOOLS_VERSION=1.263.0
+
+# wasm-tools, only its `component` subcommands: turns a core module into a component.
+need_wasm_tools() {
+    if command -v wasm-tools >/dev/null 2>&1 && wasm-tools --version | grep -q "$WASM_TOOLS_VERSION"; then
+        return
+    fi
+    echo "installing wasm-tools $WASM_TOOLS_VERSION" >&2
+    cargo install --quiet --locked wasm-tools --version "$WASM_TOOLS_VERSION" \
+        --no-default-features --features component
+}

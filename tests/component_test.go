@@ -20,8 +20,8 @@ import (
 // same `wagi` directive as CGI modules. The guest is one JavaScript component
 // (tests/guests/httpjs, built with componentize-js from npm by
 // scripts/build-js-component.sh, which caches node_modules and the build under target/);
-// its routes are picked by the last path segment. JavaScript rather than Rust because
-// this machine's Rust has no wasm target and rustup's downloads are not allowed here.
+// its routes are picked by the last path segment. The same routes in Rust are tested in
+// component_rust_test.go.
 
 // componentSite is the site block of the component tests: a short timeout and a memory
 // cap the JS engine fits under, the disk cache in $DIR/cache.
@@ -51,6 +51,57 @@ func expectComponentHello(t *testing.T, base string) {
 	r := get(t, base+"/hello")
 	if r.status != 200 || string(r.body) != "hello from a component\n" {
 		t.Fatalf("GET %s/hello: %d %q", base, r.status, r.body)
+	}
+}
+
+// expectEchoStreams checks that an echo route streams: the first 64 KiB come back before
+// the rest is sent, so neither side buffers the body whole. (A body of known length: a
+// chunked one is spooled by the handler first, as for CGI.)
+func expectEchoStreams(t *testing.T, url string) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, err := http.NewRequest(http.MethodPost, url, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := bytes.Repeat([]byte("a"), 64<<10)
+	req.ContentLength = int64(len(first) + len("end"))
+	go func() { _, _ = pw.Write(first) }()
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := client.Do(req)
+		done <- result{resp, err}
+	}()
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no response head while the request body is still open")
+	}
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	defer res.resp.Body.Close()
+	got := make([]byte, len(first))
+	read := make(chan error, 1)
+	go func() { _, err := io.ReadFull(res.resp.Body, got); read <- err }()
+	select {
+	case err := <-read:
+		if err != nil || !bytes.Equal(got, first) {
+			t.Fatalf("first chunk back: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first 64 KiB did not come back before the rest was sent")
+	}
+	go func() { _, _ = pw.Write([]byte("end")); pw.Close() }()
+	rest, err := io.ReadAll(res.resp.Body)
+	if err != nil || string(rest) != "end" {
+		t.Fatalf("rest %q, %v", rest, err)
 	}
 }
 
@@ -123,55 +174,7 @@ func TestComponentServesRequests(t *testing.T) {
 		}
 	})
 
-	t.Run("echo streams", func(t *testing.T) {
-		// The first 64 KiB come back before the rest is sent: neither side buffers the
-		// body whole. (A body of known length: a chunked one is spooled by the handler
-		// first, as for CGI.)
-		pr, pw := io.Pipe()
-		defer pw.Close()
-		req, err := http.NewRequest(http.MethodPost, base+"/echo", pr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		first := bytes.Repeat([]byte("a"), 64<<10)
-		req.ContentLength = int64(len(first) + len("end"))
-		go func() { _, _ = pw.Write(first) }()
-		type result struct {
-			resp *http.Response
-			err  error
-		}
-		done := make(chan result, 1)
-		go func() {
-			resp, err := client.Do(req)
-			done <- result{resp, err}
-		}()
-		var res result
-		select {
-		case res = <-done:
-		case <-time.After(20 * time.Second):
-			t.Fatal("no response head while the request body is still open")
-		}
-		if res.err != nil {
-			t.Fatal(res.err)
-		}
-		defer res.resp.Body.Close()
-		got := make([]byte, len(first))
-		read := make(chan error, 1)
-		go func() { _, err := io.ReadFull(res.resp.Body, got); read <- err }()
-		select {
-		case err := <-read:
-			if err != nil || !bytes.Equal(got, first) {
-				t.Fatalf("first chunk back: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("the first 64 KiB did not come back before the rest was sent")
-		}
-		go func() { _, _ = pw.Write([]byte("end")); pw.Close() }()
-		rest, err := io.ReadAll(res.resp.Body)
-		if err != nil || string(rest) != "end" {
-			t.Fatalf("rest %q, %v", rest, err)
-		}
-	})
+	t.Run("echo streams", func(t *testing.T) { expectEchoStreams(t, base+"/echo") })
 
 	t.Run("unread body does not wait for the client", func(t *testing.T) {
 		// A guest that answers without reading its body answers at once, even while the

@@ -48,6 +48,9 @@ func (g *scriptGuest) wasm(t *testing.T) string {
 var (
 	// jsComponent is tests/guests/httpjs, built with componentize-js from npm.
 	jsComponent = &scriptGuest{what: "the JavaScript component", env: "WAGI_HTTP_COMPONENT", script: "build-js-component.sh"}
+	// rustComponent is tests/guests/httprust, built with rustup's wasm32-wasip2 target or
+	// Debian's Rust (crates.io for the rest).
+	rustComponent = &scriptGuest{what: "the Rust component", env: "WAGI_RUST_COMPONENT", script: "build-rust-component.sh"}
 	// pyComponent is tests/guests/httppy, built with componentize-py from PyPI.
 	pyComponent = &scriptGuest{what: "the Python component", env: "WAGI_PY_COMPONENT", script: "build-py-component.sh"}
 	// pythonInterpreter is CPython 3.12 built for WASI, from PyPI.
