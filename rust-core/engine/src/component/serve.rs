@@ -1,8 +1,9 @@
-//! One request on a fresh component instance. The guest runs on a thread of its own while
-//! this thread waits for the response head and streams the body to the host: waiting for
-//! `handle` to return first would deadlock on any response larger than the one chunk
-//! wasi:http buffers. The request body, when there is one, is read on a third thread
-//! (see `body`). All three end before [`serve`] returns, so no host call outlives it.
+//! One request on a fresh component instance. The guest runs on another thread (a kept
+//! one, see `guest_threads`) while this thread waits for the response head and streams the
+//! body to the host: waiting for `handle` to return first would deadlock on any response
+//! larger than the one chunk wasi:http buffers. The request body, when there is one, is
+//! read on a third thread (see `body`). All three are done before [`serve`] returns, so no
+//! host call outlives it.
 
 use std::sync::Arc;
 
@@ -87,8 +88,9 @@ pub fn serve(code: &HttpCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(),
             let host = host.clone();
             s.spawn(move || body::pump(host.as_ref(), source));
         }
-        let guest = s.spawn(move || {
-            let result = code.pre.instantiate(&mut store).and_then(|proxy| {
+        let pre = code.pre.clone();
+        let guest = crate::guest_threads::run(move || {
+            let result = pre.instantiate(&mut store).and_then(|proxy| {
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, req, out)
@@ -99,15 +101,26 @@ pub fn serve(code: &HttpCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(),
             let _ = done_tx.send(());
             (result, store)
         });
+        let guest = match guest {
+            Ok(guest) => guest,
+            Err(e) => {
+                return Err(Failure::new(
+                    FailureKind::Internal,
+                    format!("cannot start a guest thread: {e}"),
+                ))
+            }
+        };
         let mut done = Some(&mut done_rx);
         let sent = respond(rx, &mut done, host.as_ref());
-        let guest = match guest.join() {
-            Ok((result, store)) => {
+        // The guest's thread hands back its store once `handle` returned: no host call of
+        // this request outlives `serve`.
+        let guest = match guest.recv() {
+            Ok(Ok((result, store))) => {
                 let memory_denied = store.data().limiter.memory_denied;
                 drop(store);
                 (classify(result, memory_denied, &watch), memory_denied)
             }
-            Err(_) => (
+            Ok(Err(_)) | Err(_) => (
                 Err(Failure::new(FailureKind::Internal, "guest thread panicked")),
                 false,
             ),
