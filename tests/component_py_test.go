@@ -17,20 +17,14 @@ func TestPythonComponentServesRequests(t *testing.T) {
 	c := startOwnCaddy(t, dir, "", map[string]string{"site": componentSite})
 	base := c.urls["site"] + "/py.wasm"
 
-	r := get(t, base+"/hello")
-	if r.status != http.StatusOK || string(r.body) != "hello from python\n" {
-		t.Fatalf("GET hello: %d %q", r.status, r.body)
-	}
-	r = do(t, http.MethodDelete, base+"/request?a=1", nil, http.Header{"X-Single": {"s"}})
+	expectHello(t, base, "hello from python\n")
+	r := do(t, http.MethodDelete, base+"/request?a=1", nil, http.Header{"X-Single": {"s"}})
 	for _, want := range []string{"method=DELETE\n", "path_with_query=/py.wasm/request?a=1\n", "header x-single=s\n"} {
 		if r.status != http.StatusOK || !strings.Contains(string(r.body), want) {
 			t.Errorf("guest did not see %q: %d\n%s", want, r.status, r.body)
 		}
 	}
-	r = get(t, base+"/env?who=bob")
-	if r.status != http.StatusOK || string(r.body) != "GREETING=hello-from-site\nVISITOR=bob\n" {
-		t.Errorf("GET env: %d %q", r.status, r.body)
-	}
+	expectSiteEnv(t, base)
 	if r := get(t, base+"/nothing"); r.status != http.StatusNotFound {
 		t.Errorf("GET nothing: %d, want the guest's 404", r.status)
 	}

@@ -1,11 +1,8 @@
 package tests
 
 import (
-	"bytes"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,74 +42,24 @@ func startRustComponent(t *testing.T) (base string, c *ownCaddy) {
 
 func expectRustHello(t *testing.T, base string) {
 	t.Helper()
-	r := get(t, base+"/hello")
-	if r.status != 200 || string(r.body) != "hello from rust\n" {
-		t.Fatalf("GET %s/hello: %d %q", base, r.status, r.body)
-	}
+	expectHello(t, base, "hello from rust\n")
 }
 
 func TestRustComponentServesRequests(t *testing.T) {
 	base, c := startRustComponent(t)
 	expectRustHello(t, base)
-	if ct := get(t, base+"/hello").header.Get("Content-Type"); ct != "text/plain" {
-		t.Errorf("Content-Type %q, want text/plain", ct)
-	}
 
 	t.Run("request", func(t *testing.T) {
-		hdr := http.Header{"X-Rep": {"one", "two"}, "X-Single": {"s"}}
-		r := do(t, http.MethodPut, base+"/request?a=1&b=%20x", strings.NewReader("body"), hdr)
-		if r.status != 200 {
-			t.Fatalf("status %d: %q", r.status, r.body)
-		}
-		for _, want := range []string{
-			"method=PUT\n",
-			"path=/r.wasm/request\n",
-			"query=a=1&b=%20x\n",
-			"scheme=http\n",
-			"authority=" + strings.TrimPrefix(c.urls["site"], "http://") + "\n",
-			"header x-single=s\n",
-			"header x-rep=one\nheader x-rep=two\n",
-		} {
-			if !strings.Contains(string(r.body), want) {
-				t.Errorf("guest did not see %q:\n%s", want, r.body)
-			}
-		}
+		expectRequestFacts(t, base, "method=PUT\n", "path=/r.wasm/request\n", "query=a=1&b=%20x\n", "scheme=http\n",
+			"authority="+strings.TrimPrefix(c.urls["site"], "http://")+"\n", "header x-single=s\n",
+			"header x-rep=one\nheader x-rep=two\n")
 	})
 
-	t.Run("env", func(t *testing.T) {
-		r := get(t, base+"/env?who=ann")
-		if r.status != 200 || string(r.body) != "GREETING=hello-from-site\nVISITOR=ann\n" {
-			t.Errorf("GET env: %d %q", r.status, r.body)
-		}
-	})
+	t.Run("env", func(t *testing.T) { expectSiteEnv(t, base) })
 
-	t.Run("status and repeated headers", func(t *testing.T) {
-		for _, code := range []int{201, 404, 503} {
-			r := get(t, base+"/status?code="+strconv.Itoa(code))
-			if r.status != code || string(r.body) != "status\n" {
-				t.Errorf("status %d %q, want %d", r.status, r.body, code)
-			}
-			if got := r.header.Values("Set-Cookie"); len(got) != 2 || got[0] != "a=1" || got[1] != "b=2" {
-				t.Errorf("Set-Cookie %q, want [a=1 b=2]", got)
-			}
-			if r.header.Get("X-Guest") != "status" {
-				t.Errorf("X-Guest %q", r.header.Get("X-Guest"))
-			}
-		}
-	})
+	t.Run("status and repeated headers", func(t *testing.T) { expectStatuses(t, base) })
 
-	t.Run("4 MiB each way", func(t *testing.T) {
-		const size = 4 << 20
-		r := get(t, base+"/big?n="+strconv.Itoa(size))
-		if r.status != 200 || len(r.body) != size || bytes.Count(r.body, []byte("x")) != size {
-			t.Fatalf("GET big: %d, %d bytes", r.status, len(r.body))
-		}
-		payload := bytes.Repeat([]byte("0123456789abcdef"), size/16)
-		r = do(t, http.MethodPost, base+"/echo", bytes.NewReader(payload), nil)
-		if r.status != 200 || !bytes.Equal(r.body, payload) {
-			t.Fatalf("POST echo: %d, %d bytes back of %d", r.status, len(r.body), size)
-		}
-	})
+	t.Run("4 MiB each way", func(t *testing.T) { expectFourMiBEachWay(t, base) })
 
 	t.Run("echo streams", func(t *testing.T) { expectEchoStreams(t, base+"/echo") })
 

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -48,10 +47,7 @@ func sharedComponent(t *testing.T) (base string, c *ownCaddy) {
 
 func expectComponentHello(t *testing.T, base string) {
 	t.Helper()
-	r := get(t, base+"/hello")
-	if r.status != 200 || string(r.body) != "hello from a component\n" {
-		t.Fatalf("GET %s/hello: %d %q", base, r.status, r.body)
-	}
+	expectHello(t, base, "hello from a component\n")
 }
 
 // expectEchoStreams checks that an echo route streams: the first 64 KiB come back before
@@ -108,69 +104,23 @@ func expectEchoStreams(t *testing.T, url string) {
 func TestComponentServesRequests(t *testing.T) {
 	base, c := sharedComponent(t)
 	expectComponentHello(t, base)
-	if ct := get(t, base+"/hello").header.Get("Content-Type"); ct != "text/plain" {
-		t.Errorf("Content-Type %q, want text/plain", ct)
-	}
 
 	t.Run("request", func(t *testing.T) {
-		hdr := http.Header{"X-Rep": {"one", "two"}, "X-Single": {"s"}}
-		r := do(t, http.MethodPut, base+"/request?a=1&b=%20x", strings.NewReader("body"), hdr)
-		if r.status != 200 {
-			t.Fatalf("status %d: %q", r.status, r.body)
-		}
 		host := strings.TrimPrefix(c.urls["site"], "http://")
-		for _, want := range []string{
-			"method=PUT\n",
-			"url=http://" + host + "/c.wasm/request?a=1&b=%20x\n",
-			"path=/c.wasm/request\n",
-			"query=?a=1&b=%20x\n",
-			"header x-single=s\n",
-			"header x-rep=one, two\n",
-		} {
-			if !strings.Contains(string(r.body), want) {
-				t.Errorf("guest did not see %q:\n%s", want, r.body)
-			}
-		}
+		expectRequestFacts(t, base, "method=PUT\n", "url=http://"+host+"/c.wasm/request?a=1&b=%20x\n",
+			"path=/c.wasm/request\n", "query=?a=1&b=%20x\n", "header x-single=s\n", "header x-rep=one, two\n")
 	})
 
-	t.Run("env", func(t *testing.T) {
-		// The site's env reaches the component through wasi:cli/environment, request
-		// placeholders evaluated for this request; nothing of the host's environment does.
-		r := get(t, base+"/env?who=ann")
-		if r.status != 200 || string(r.body) != "GREETING=hello-from-site\nVISITOR=ann\n" {
-			t.Errorf("GET env: %d %q", r.status, r.body)
-		}
-	})
+	t.Run("env", func(t *testing.T) { expectSiteEnv(t, base) })
 
-	t.Run("status and repeated headers", func(t *testing.T) {
-		for _, code := range []int{201, 404, 503} {
-			r := get(t, base+"/status?code="+strconv.Itoa(code))
-			if r.status != code {
-				t.Errorf("status %d, want %d", r.status, code)
-			}
-			if got := r.header.Values("Set-Cookie"); len(got) != 2 || got[0] != "a=1" || got[1] != "b=2" {
-				t.Errorf("Set-Cookie %q, want [a=1 b=2]", got)
-			}
-			if r.header.Get("X-Guest") != "status" {
-				t.Errorf("X-Guest %q", r.header.Get("X-Guest"))
-			}
-		}
-	})
+	t.Run("status and repeated headers", func(t *testing.T) { expectStatuses(t, base) })
 
 	t.Run("4 MiB each way", func(t *testing.T) {
+		expectFourMiBEachWay(t, base)
 		const size = 4 << 20
-		r := get(t, base+"/big?n=4194304")
-		if r.status != 200 || len(r.body) != size || bytes.Count(r.body, []byte("x")) != size {
-			t.Fatalf("GET big: %d, %d bytes", r.status, len(r.body))
-		}
-		r = do(t, http.MethodPost, base+"/count", bytes.NewReader(bytes.Repeat([]byte("y"), size)), nil)
+		r := do(t, http.MethodPost, base+"/count", bytes.NewReader(bytes.Repeat([]byte("y"), size)), nil)
 		if r.status != 200 || string(r.body) != "4194304\n" {
 			t.Fatalf("POST count: %d %q", r.status, r.body)
-		}
-		payload := bytes.Repeat([]byte("0123456789abcdef"), size/16)
-		r = do(t, http.MethodPost, base+"/echo", bytes.NewReader(payload), nil)
-		if r.status != 200 || !bytes.Equal(r.body, payload) {
-			t.Fatalf("POST echo: %d, %d bytes back of %d", r.status, len(r.body), size)
 		}
 	})
 
