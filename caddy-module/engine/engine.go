@@ -59,6 +59,8 @@ type Engine struct {
 	calls sync.RWMutex
 	// waiting counts requests waiting for one of the process's slots.
 	waiting atomic.Int64
+	// stopIdle ends releaseWhenIdle; closed by Destruct.
+	stopIdle chan struct{}
 }
 
 // Failure says what failed; the values are wagi.h's wagi_failure.
@@ -107,7 +109,9 @@ func New(cfg Config) (*Engine, error) {
 	if C.wagi_engine_new(&c, &ptr, &cerr) != C.WAGI_OK {
 		return nil, takeError(cerr)
 	}
-	return &Engine{ptr: ptr, slots: NewSlots(cfg.Slots)}, nil
+	e := &Engine{ptr: ptr, slots: NewSlots(cfg.Slots), stopIdle: make(chan struct{})}
+	go e.releaseWhenIdle(e.stopIdle)
+	return e, nil
 }
 
 // Destruct frees the engine once the calls into it have returned; it implements
@@ -116,6 +120,7 @@ func (e *Engine) Destruct() error {
 	e.calls.Lock()
 	defer e.calls.Unlock()
 	if e.ptr != nil {
+		close(e.stopIdle)
 		C.wagi_engine_free(e.ptr)
 		e.ptr = nil
 	}
