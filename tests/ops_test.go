@@ -204,6 +204,13 @@ func TestAdminListsRestartsAndEvicts(t *testing.T) {
 	if _, id := instanceOf(t, c.urls["wcgi"]); id == firstID {
 		t.Errorf("the same instance (%s) answered after a restart", id)
 	}
+	// Stopped by the host, not failed: one info line, no warning with a backtrace.
+	if !c.proc.logs.WaitFor(5*time.Second, "WCGI instance stopped", `"module":"`+wcgiModule+`"`) {
+		t.Errorf("no log line for the restarted instance's stop")
+	}
+	if n := c.proc.logs.Count("WCGI instance ended"); n != 0 {
+		t.Errorf("%d warnings of an instance ending after a restart", n)
+	}
 	after := listModules(t, c)[wcgiModule]
 	if len(after.Instances) != 1 || !after.Instances[0].StartedAt.After(started) {
 		t.Errorf("instance start time %v after restart, was %v", after.Instances, started)

@@ -121,6 +121,7 @@ impl Instance {
         let start = entry::entry(&mut store, &instance, entrypoint.as_deref())
             .map_err(|e| Failure::new(FailureKind::BadModule, format!("{e:#}")))?;
         let ending = Ending {
+            stop: stop.clone(),
             inbox: inbox.clone(),
             budget,
             log: ctx.log.clone(),
@@ -199,6 +200,8 @@ fn instance_store(
 
 /// What the guest thread does once `_start` returns.
 struct Ending {
+    /// Set when the host stopped the instance (drained, idle, restarted).
+    stop: Arc<AtomicBool>,
     inbox: Arc<Inbox>,
     budget: Arc<InstanceBudget>,
     log: Option<EventLog>,
@@ -211,19 +214,27 @@ impl Ending {
         self.inbox.close();
         drop(store); // closes the guest's stdout: the session ends
         self.budget.give_back();
-        if let (Some(log), Err(e)) = (self.log, result) {
+        let Some(log) = self.log else { return };
+        let fields = LogFields {
+            module: Some(&self.path),
+            site: Some(&self.site),
+        };
+        let stopped = self.stop.load(Ordering::SeqCst);
+        let failure = result.err().filter(|e| {
             let exit = e.downcast_ref::<wasmtime_wasi::I32Exit>().map(|c| c.0);
-            if exit != Some(0) {
-                let fields = LogFields {
-                    module: Some(&self.path),
-                    site: Some(&self.site),
-                };
-                log(
-                    LogLevel::Warn,
-                    &format!("WCGI instance ended: {e:#}"),
-                    fields,
-                );
-            }
+            // The host's own stop traps a guest that keeps running (an interrupt).
+            let interrupted = stopped && e.downcast_ref::<Trap>() == Some(&Trap::Interrupt);
+            exit != Some(0) && !interrupted
+        });
+        match failure {
+            Some(e) => log(
+                LogLevel::Warn,
+                &format!("WCGI instance ended: {e:#}"),
+                fields,
+            ),
+            // Drained, idle or restarted: the host's doing, not the guest's failure.
+            None if stopped => log(LogLevel::Info, "WCGI instance stopped", fields),
+            None => {}
         }
     }
 }
