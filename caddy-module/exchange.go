@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -24,12 +25,14 @@ type exchange struct {
 	// status is what the guest's head said, once sent.
 	status int
 	// maxBody is the body size allowed; reads past it fail and set tooLarge.
-	maxBody  int64
-	bodyRead int64
-	tooLarge bool
+	maxBody int64
+	// bodyRead, tooLarge and onWire are written by body reads, which for a component run
+	// on a thread of their own while the head goes out from the request's: atomics.
+	bodyRead atomic.Int64
+	tooLarge atomic.Bool
 	// onWire is true while an HTTP/1 request body may still have bytes on the connection,
 	// where the client's next request follows it (see unread.go).
-	onWire bool
+	onWire atomic.Bool
 	// fullDuplex is set once the head went out before the body was read to its end;
 	// closing is set when that head also asked to close the connection.
 	fullDuplex bool
@@ -48,8 +51,10 @@ type exchange struct {
 // newExchange connects a guest to w and r. spooled is true when checkBody read the body
 // off the connection already.
 func newExchange(w http.ResponseWriter, r *http.Request, logger *zap.Logger, module string, maxBody int64, spooled bool, release func()) *exchange {
-	return &exchange{w: w, r: r, rc: http.NewResponseController(w), logger: logger, module: module, maxBody: maxBody,
-		onWire: r.ProtoMajor == 1 && r.ContentLength != 0 && !spooled, release: release}
+	e := &exchange{w: w, r: r, rc: http.NewResponseController(w), logger: logger, module: module, maxBody: maxBody,
+		release: release}
+	e.onWire.Store(r.ProtoMajor == 1 && r.ContentLength != 0 && !spooled)
+	return e
 }
 
 func (e *exchange) ReleaseSlot() { e.release() }
@@ -58,21 +63,21 @@ func (e *exchange) ReleaseSlot() { e.release() }
 var errBodyTooLarge = errors.New("request body larger than max_body")
 
 func (e *exchange) Read(p []byte) (int, error) {
-	if e.tooLarge {
+	if e.tooLarge.Load() {
 		return 0, errBodyTooLarge
 	}
 	// Read at most one byte past the limit: enough to know it was passed.
-	if room := e.maxBody - e.bodyRead + 1; int64(len(p)) > room {
+	if room := e.maxBody - e.bodyRead.Load() + 1; int64(len(p)) > room {
 		p = p[:room]
 	}
 	e.armRead()
 	n, err := e.r.Body.Read(p)
-	e.bodyRead += int64(n)
+	read := e.bodyRead.Add(int64(n))
 	if err == io.EOF {
-		e.onWire = false
+		e.onWire.Store(false)
 	}
-	if e.bodyRead > e.maxBody {
-		e.tooLarge = true
+	if read > e.maxBody {
+		e.tooLarge.Store(true)
 		return 0, errBodyTooLarge
 	}
 	return n, err
@@ -81,13 +86,13 @@ func (e *exchange) Read(p []byte) (int, error) {
 func (e *exchange) Header() http.Header { return e.w.Header() }
 
 func (e *exchange) WriteHead(status int, body []byte, flush bool) bool {
-	if e.tooLarge {
+	if e.tooLarge.Load() {
 		// The guest answers a body it could not read whole: the answer is 413 instead.
 		return false
 	}
 	e.headSent = true
 	e.status = status
-	if e.onWire {
+	if e.onWire.Load() {
 		e.streamRestOfBody()
 	}
 	e.armWriteFor(len(body), flush)

@@ -68,7 +68,7 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 		zap.Int("status", failure.Status),
 		zap.String("error", failure.Message),
 	}
-	if ex.tooLarge && !ex.headSent {
+	if ex.tooLarge.Load() && !ex.headSent {
 		out.fail("body", http.StatusRequestEntityTooLarge, nil)
 		return h.bodyTooLarge(w, s)
 	}

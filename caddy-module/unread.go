@@ -35,8 +35,9 @@ func (e *exchange) streamRestOfBody() {
 		return
 	}
 	e.fullDuplex = true
-	if e.r.ContentLength < 0 || e.r.ContentLength-e.bodyRead > drainLimit ||
-		(e.bodyRead == 0 && e.r.Header.Get("Expect") != "") {
+	read := e.bodyRead.Load()
+	if e.r.ContentLength < 0 || e.r.ContentLength-read > drainLimit ||
+		(read == 0 && e.r.Header.Get("Expect") != "") {
 		e.w.Header().Set("Connection", "close")
 		e.closing = true
 	}
@@ -49,7 +50,7 @@ func (e *exchange) streamRestOfBody() {
 // the response before the close resets it. A client that stops sending is cut off: its
 // response already went out without asking to close the connection.
 func (e *exchange) settleBody() {
-	if !e.fullDuplex || !e.onWire {
+	if !e.fullDuplex || !e.onWire.Load() {
 		return
 	}
 	// The response is complete: it goes out now, not after the drain, so a client that

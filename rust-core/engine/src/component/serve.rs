@@ -1,9 +1,9 @@
-//! One request on a fresh component instance. The guest runs on another thread (a kept
-//! one, see `guest_threads`) while this thread waits for the response head and streams the
-//! body to the host: waiting for `handle` to return first would deadlock on any response
-//! larger than the one chunk wasi:http buffers. The request body, when there is one, is
-//! read on a third thread (see `body`). All three are done before [`serve`] returns, so no
-//! host call outlives it.
+//! One request on a fresh component instance. The guest runs on another thread while this
+//! thread waits for the response head and streams the body to the host: waiting for
+//! `handle` to return first would deadlock on any response larger than the one chunk
+//! wasi:http buffers. The request body, when there is one, is read on a third thread (see
+//! `body`). Both are kept threads (see `guest_threads`), and both are done before
+//! [`serve`] returns, so no host call outlives it.
 
 use std::sync::Arc;
 
@@ -83,50 +83,55 @@ pub fn serve(code: &HttpCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(),
     })?;
 
     let (done_tx, mut done_rx) = oneshot::channel::<()>();
-    let ending = std::thread::scope(|s| {
-        if let Some(source) = source {
+    // The body's reader first: if no thread can be had for it, nothing has run yet.
+    let pump = match source {
+        Some(source) => {
             let host = host.clone();
-            s.spawn(move || body::pump(host.as_ref(), source));
+            Some(
+                crate::guest_threads::run(move || body::pump(host.as_ref(), source))
+                    .map_err(no_thread)?,
+            )
         }
-        let pre = code.pre.clone();
-        let guest = crate::guest_threads::run(move || {
-            let result = pre.instantiate(&mut store).and_then(|proxy| {
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
-            });
-            // The store (and with it the response body) lives on until the response has
-            // been streamed: a body the guest left unfinished is then still open, and
-            // told apart from a finished one.
-            let _ = done_tx.send(());
-            (result, store)
+        None => None,
+    };
+    let pre = code.pre.clone();
+    let guest = crate::guest_threads::run(move || {
+        let result = pre.instantiate(&mut store).and_then(|proxy| {
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
         });
-        let guest = match guest {
-            Ok(guest) => guest,
-            Err(e) => {
-                return Err(Failure::new(
-                    FailureKind::Internal,
-                    format!("cannot start a guest thread: {e}"),
-                ))
-            }
-        };
-        let mut done = Some(&mut done_rx);
-        let sent = respond(rx, &mut done, host.as_ref());
-        // The guest's thread hands back its store once `handle` returned: no host call of
-        // this request outlives `serve`.
-        let guest = match guest.recv() {
-            Ok(Ok((result, store))) => {
-                let memory_denied = store.data().limiter.memory_denied;
-                drop(store);
-                (classify(result, memory_denied, &watch), memory_denied)
-            }
-            Ok(Err(_)) | Err(_) => (
-                Err(Failure::new(FailureKind::Internal, "guest thread panicked")),
-                false,
-            ),
-        };
-        ending(sent, guest)
+        // The store (and with it the response body) lives on until the response has been
+        // streamed: a body the guest left unfinished is then still open, and told apart
+        // from a finished one.
+        let _ = done_tx.send(());
+        (result, store)
     });
+    let ending = match guest {
+        Ok(guest) => {
+            let mut done = Some(&mut done_rx);
+            let sent = respond(rx, &mut done, host.as_ref());
+            // The guest's thread hands back its store once `handle` returned.
+            let guest = match guest.recv() {
+                Ok(Ok((result, store))) => {
+                    let memory_denied = store.data().limiter.memory_denied;
+                    drop(store);
+                    (classify(result, memory_denied, &watch), memory_denied)
+                }
+                Ok(Err(_)) | Err(_) => (
+                    Err(Failure::new(FailureKind::Internal, "guest thread panicked")),
+                    false,
+                ),
+            };
+            ending(sent, guest)
+        }
+        Err(e) => Err(no_thread(e)),
+    };
+    // The body's reader ends once the store that held the body is gone (dropped above, or
+    // with a guest that never started): no host call of this request outlives `serve`.
+    if let Some(pump) = pump {
+        let _ = pump.recv();
+    }
     output.finish();
     // Whatever went wrong once the deadline had passed is the deadline's doing.
     if ending.is_err() && watch.past_deadline() {
@@ -187,6 +192,13 @@ fn incoming_request(
         request = request.header(name.as_str(), value.as_str());
     }
     request.body(body).map_err(bad_request)
+}
+
+fn no_thread(e: std::io::Error) -> Failure {
+    Failure::new(
+        FailureKind::Internal,
+        format!("cannot start a guest thread: {e}"),
+    )
 }
 
 fn bad_request(e: impl std::fmt::Display) -> Failure {
