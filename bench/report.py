@@ -31,11 +31,13 @@ def to_ms(value: str) -> float:
 
 def parse(text: str) -> dict:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    requests = int(re.search(r"(\d+) requests in", text).group(1))
     lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", text, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     sock = re.search(r"Socket errors: (.*)", text)
     return {
         "rps": rps,
+        "requests": requests,
         "p50_ms": to_ms(lat["50"]),
         "p99_ms": to_ms(lat["99"]),
         "non_2xx": int(errors.group(1)) if errors else 0,
@@ -52,12 +54,19 @@ def main() -> None:
     work = pathlib.Path(args.work)
     rows = {key: parse((work / f"wrk-{key}.txt").read_text()) for key, _ in ROWS}
     base = rows["respond"]["rps"]
+    tick_us = 1e6 / int(meta.get("clk_tck", "100"))
 
-    print(f"\n{'site':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x respond':>10} {'errors':>7}")
+    # CPU per request is Caddy's own CPU time (wrk's is not counted) over the requests of
+    # the run: steadier between runs than req/s on a machine wrk shares.
+    print(f"\n{'site':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x respond':>10} {'cpu us/req':>11} {'errors':>7}")
     for key, label in ROWS:
         r = rows[key]
         r["ratio"] = round(r["rps"] / base, 4)
-        print(f"{label:32} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['ratio']:10.3f} {r['non_2xx']:7d}")
+        ticks = int((work / f"cpu-{key}.txt").read_text())
+        r["cpu_us_per_request"] = round(ticks * tick_us / max(r["requests"], 1), 1)
+        print(f"{label:32} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['ratio']:10.3f} "
+              f"{r['cpu_us_per_request']:11.1f} {r['non_2xx']:7d}")
+    print("(the baseline-tier rows' CPU includes the optimised tier compiling in the background)")
     if meta.get("baseline_runs_mixed", "0") != "0":
         print("(a tier-up happened during the baseline-tier runs: they mix both tiers)")
     print(f"\nGo example first request, empty cache (baseline tier): {float(meta['cold_empty_s']) * 1000:8.1f} ms")

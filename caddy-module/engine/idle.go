@@ -43,6 +43,9 @@ func (e *Engine) releaseWhenIdle(stop <-chan struct{}) {
 		}
 		if turns.turnedIdle(s.ModulesLoaded + s.WCGIRunning) {
 			debug.FreeOSMemory()
+			if log := engineLog.Load(); log != nil {
+				(*log)(LogInfo, "returned the Go heap's free memory to the OS", LogFields{})
+			}
 		}
 	}
 }
