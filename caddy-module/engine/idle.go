@@ -17,8 +17,8 @@ const idleCheckEvery = 2 * time.Second
 // idleTurns tells busy-to-idle turns apart from an engine that stays idle or busy.
 type idleTurns struct{ busy bool }
 
-// turnedIdle reports whether the engine, with loaded modules loaded now, has just gone
-// idle after being busy.
+// turnedIdle reports whether the engine, with loaded modules and instances in use now, has
+// just gone idle after being busy.
 func (t *idleTurns) turnedIdle(loaded uint64) bool {
 	was := t.busy
 	t.busy = loaded > 0
