@@ -70,6 +70,28 @@ fn write_u32(data: &mut [u8], at: usize, value: u32) -> Option<()> {
     Some(())
 }
 
+/// The guest's iovecs as (address, length) pairs; `None` when any is out of bounds.
+fn iovecs(data: &[u8], iovs: i32, iovs_len: i32) -> Option<Vec<(usize, usize)>> {
+    (0..iovs_len.max(0) as usize)
+        .map(|i| {
+            let at = (iovs as u32 as usize).checked_add(i * 8)?;
+            let buf = read_u32(data, at)? as usize;
+            let len = read_u32(data, at + 4)? as usize;
+            data.get(buf..buf.checked_add(len)?)?;
+            Some((buf, len))
+        })
+        .collect()
+}
+
+/// Writes the byte count of a read or write to the guest's `nread`/`nwritten` address:
+/// the call's errno.
+fn put_count(data: &mut [u8], at: i32, count: usize) -> i32 {
+    match write_u32(data, at as u32 as usize, count as u32) {
+        Some(()) => errno::SUCCESS,
+        None => errno::FAULT,
+    }
+}
+
 pub struct GuestState {
     pub wasi: WasiP1Ctx,
     pub limiter: GuestLimiter,

@@ -13,8 +13,8 @@ use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
 use wasmtime_wasi::runtime::in_tokio;
 
 use super::{
-    errno, exported_memory, read_u32, with_hostcall_fuel, write_u32, GuestState, FDFLAGS_NONBLOCK,
-    WASI,
+    errno, exported_memory, iovecs, put_count, with_hostcall_fuel, write_u32, GuestState,
+    FDFLAGS_NONBLOCK, WASI,
 };
 use crate::net::conn::Read;
 use crate::net::files::OpenError;
@@ -321,19 +321,6 @@ fn io_errno(kind: std::io::ErrorKind) -> i32 {
     }
 }
 
-/// The guest's iovecs as (address, length) pairs; `None` when out of bounds.
-fn iovecs(data: &[u8], iovs: i32, iovs_len: i32) -> Option<Vec<(usize, usize)>> {
-    (0..iovs_len.max(0) as usize)
-        .map(|i| {
-            let at = (iovs as u32 as usize).checked_add(i * 8)?;
-            let buf = read_u32(data, at)? as usize;
-            let len = read_u32(data, at + 4)? as usize;
-            data.get(buf..buf.checked_add(len)?)?;
-            Some((buf, len))
-        })
-        .collect()
-}
-
 fn read(state: &GuestState, data: &mut [u8], fd: i32, iovs: i32, iovs_len: i32, nread: i32) -> i32 {
     let Some(conn) = state.net.as_ref().and_then(|n| n.conn(fd as u32)).cloned() else {
         return errno::BADF;
@@ -361,10 +348,7 @@ fn read(state: &GuestState, data: &mut [u8], fd: i32, iovs: i32, iovs_len: i32, 
     if total == 0 && !conn.readable() {
         return errno::AGAIN;
     }
-    match write_u32(data, nread as u32 as usize, total as u32) {
-        Some(()) => errno::SUCCESS,
-        None => errno::FAULT,
-    }
+    put_count(data, nread, total)
 }
 
 fn write(
@@ -397,12 +381,7 @@ fn write(
         }
         let wanted = bufs.iter().any(|&(_, len)| len > 0);
         if total > 0 || !wanted {
-            return Ok(
-                match write_u32(data, nwritten as u32 as usize, total as u32) {
-                    Some(()) => errno::SUCCESS,
-                    None => errno::FAULT,
-                },
-            );
+            return Ok(put_count(data, nwritten, total));
         }
         if state.net.as_ref().is_some_and(|n| n.nonblock(fd as u32)) {
             return Ok(errno::AGAIN);

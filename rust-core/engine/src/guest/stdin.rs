@@ -6,7 +6,7 @@
 
 use wasmtime::{Caller, Linker};
 
-use super::{errno, exported_memory, net, read_u32, write_u32, GuestState, FDFLAGS_NONBLOCK, WASI};
+use super::{errno, exported_memory, iovecs, net, put_count, GuestState, FDFLAGS_NONBLOCK, WASI};
 use crate::pipe::{Inbox, Take};
 
 /// Replaces `fd_read` and `fd_fdstat_get` in `linker` for fd 0 (see the module docs);
@@ -59,18 +59,13 @@ pub fn shadow_stdin(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
 /// `fd_read(0, iovs, iovs_len, nread)` against the inbox: EAGAIN when empty, 0 bytes at
 /// the end of input.
 fn read_stdin(inbox: &Inbox, data: &mut [u8], iovs: i32, iovs_len: i32, nread: i32) -> i32 {
-    let word = |data: &[u8], at: usize| read_u32(data, at).map(|w| w as usize);
+    let Some(bufs) = iovecs(data, iovs, iovs_len) else {
+        return errno::FAULT;
+    };
     let mut total = 0usize;
     let mut ended = false;
-    for i in 0..iovs_len.max(0) as usize {
-        let at = iovs as u32 as usize + i * 8;
-        let (Some(buf), Some(len)) = (word(data, at), word(data, at + 4)) else {
-            return errno::FAULT;
-        };
-        let Some(out) = data.get_mut(buf..buf.saturating_add(len)) else {
-            return errno::FAULT;
-        };
-        match inbox.take(out) {
+    for (buf, len) in bufs {
+        match inbox.take(&mut data[buf..buf + len]) {
             Take::Bytes(n) if n == len => total += n,
             Take::Bytes(n) => {
                 total += n;
@@ -86,8 +81,5 @@ fn read_stdin(inbox: &Inbox, data: &mut [u8], iovs: i32, iovs_len: i32, nread: i
     if total == 0 && !ended {
         return errno::AGAIN;
     }
-    match write_u32(data, nread as u32 as usize, total as u32) {
-        Some(()) => errno::SUCCESS,
-        None => errno::FAULT,
-    }
+    put_count(data, nread, total)
 }
