@@ -401,6 +401,28 @@ func fullListener(t *testing.T) string {
 	return ""
 }
 
+// loopbackPeer listens on a loopback port for the guest to dial and runs serve on each
+// connection in turn; the listener closes with the test. Returns the port.
+func loopbackPeer(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			serve(c)
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
 // Connecting is bounded by connect_timeout.
 func TestNetConnectTimeout(t *testing.T) {
 	startNetWorld(t)
@@ -418,19 +440,8 @@ func TestNetConnectTimeout(t *testing.T) {
 // connections it opened.
 func TestNetDeadlineClosesConnections(t *testing.T) {
 	startNetWorld(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c
-		}
-	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	port := loopbackPeer(t, func(c net.Conn) { accepted <- c })
 	warm(t, "limits")
 	start := time.Now()
 	r := netGet(t, "limits", "/hold", "path", "/dev/tcp/127.0.0.1/"+port, "n", "1", "read", "1")
@@ -448,22 +459,12 @@ func TestNetDeadlineClosesConnections(t *testing.T) {
 // TCP and UDP files carry the bytes both ways.
 func TestNetEchoTCPAndUDP(t *testing.T) {
 	startNetWorld(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
+	port := loopbackPeer(t, func(c net.Conn) {
 		buf := make([]byte, 4)
 		io.ReadFull(c, buf)
 		fmt.Fprintf(c, "tcp:%s", buf)
 		c.Close()
-	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	})
 	if b := string(netGet(t, "cgi", "/echo", "path", "/dev/tcp/127.0.0.1/"+port, "msg", "ping").body); b != "tcp:ping" {
 		t.Fatalf("tcp echo: %q", b)
 	}
@@ -521,23 +522,13 @@ func TestNetTLS(t *testing.T) {
 // send it (bounded), then closes.
 func TestNetWriteThenClose(t *testing.T) {
 	startNetWorld(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	got := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
+	port := loopbackPeer(t, func(c net.Conn) {
 		defer c.Close()
 		c.SetReadDeadline(time.Now().Add(20 * time.Second))
 		n, _ := io.Copy(io.Discard, c)
 		got <- n
-	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	})
 	const size = 200000
 	for _, site := range []string{"cgi", "wcgi"} {
 		if b := string(netGet(t, site, "/send", "path", "/dev/tcp/127.0.0.1/"+port, "size", fmt.Sprint(size)).body); b != fmt.Sprintf("sent %d", size) {
@@ -546,16 +537,6 @@ func TestNetWriteThenClose(t *testing.T) {
 		if n := <-got; n != size {
 			t.Fatalf("%s: the peer got %d of %d bytes", site, n, size)
 		}
-		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			c.SetReadDeadline(time.Now().Add(20 * time.Second))
-			n, _ := io.Copy(io.Discard, c)
-			got <- n
-		}()
 	}
 }
 
@@ -611,18 +592,8 @@ func copyGuest(from, to string) error {
 func TestNetWCGIReplacementClosesConnections(t *testing.T) {
 	startNetWorld(t)
 	warm(t, "wcgirepl")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	accepted := make(chan net.Conn, 1)
-	go func() {
-		if c, err := ln.Accept(); err == nil {
-			accepted <- c
-		}
-	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	port := loopbackPeer(t, func(c net.Conn) { accepted <- c })
 	// The request times out; the goroutine reading the connection keeps it.
 	if r := netGet(t, "wcgirepl", "/hold", "path", "/dev/tcp/127.0.0.1/"+port, "n", "1", "read", "1"); r.status != 504 {
 		t.Fatalf("a request reading a silent peer: %d %q", r.status, r.body)
