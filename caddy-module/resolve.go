@@ -43,11 +43,12 @@ func (h *Handler) resolve(root, module, reqPath string) (script, action) {
 	if act != actNext {
 		return s, act
 	}
+	dirIndex, dirAct := script{}, actNext
 	if strings.HasSuffix(reqPath, "/") {
 		// An index that runs proves its directory a directory of the site: one stat
 		// instead of two for the most common request, `/`. Anything else is decided below.
-		if s, act := h.indexIn(root, reqPath); act == actRun {
-			return s, act
+		if dirIndex, dirAct = h.indexIn(root, reqPath); dirAct == actRun {
+			return dirIndex, dirAct
 		}
 	}
 	full := caddyhttp.SanitizedPathJoin(root, reqPath)
@@ -57,7 +58,7 @@ func (h *Handler) resolve(root, module, reqPath string) (script, action) {
 			if !strings.HasSuffix(reqPath, "/") {
 				return script{}, actRedirect
 			}
-			return h.indexIn(root, reqPath)
+			return dirIndex, dirAct // its index, looked up above
 		}
 		if h.isModuleFile(full) || h.isModuleFile(f.real) {
 			return script{filename: full}, actForbidRaw
