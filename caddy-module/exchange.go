@@ -40,7 +40,7 @@ type exchange struct {
 	// release gives back the handler's guest slot; idempotent.
 	release func()
 	// deadline is when the request must be over (zero: none). It is put on the
-	// connection only before I/O that can wait on the client (see armRead, armWrite), so
+	// connection only before I/O that can wait on the client (see armRead, armWriteFor), so
 	// a request without a body and with a small answer costs no timer.
 	deadline              time.Time
 	readArmed, writeArmed bool
@@ -146,7 +146,7 @@ func (e *exchange) Cancelled() bool { return e.r.Context().Err() != nil }
 
 // SetDeadline bounds body reads and response writes: a client that trickles its body or
 // stops reading the response fails them at the request's deadline instead of holding the
-// guest. The connection gets it only once such I/O may wait (armRead, armWrite); one that
+// guest. The connection gets it only once such I/O may wait (armRead, armWriteFor); one that
 // did already is moved to t at once. (Either call may be unsupported by the connection;
 // then Caddy's own server timeouts are the bound.)
 func (e *exchange) SetDeadline(t time.Time) {
