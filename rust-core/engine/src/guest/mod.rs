@@ -37,6 +37,7 @@ mod errno {
     pub const CONNRESET: i32 = 15;
     pub const FAULT: i32 = 21;
     pub const ILSEQ: i32 = 25;
+    pub const INVAL: i32 = 28;
     pub const IO: i32 = 29;
     pub const MFILE: i32 = 33;
     pub const MSGSIZE: i32 = 35;
@@ -70,8 +71,16 @@ fn write_u32(data: &mut [u8], at: usize, value: u32) -> Option<()> {
     Some(())
 }
 
-/// The guest's iovecs as (address, length) pairs; `None` when any is out of bounds.
-fn iovecs(data: &[u8], iovs: i32, iovs_len: i32) -> Option<Vec<(usize, usize)>> {
+/// The most iovecs one read or write takes (POSIX's IOV_MAX on Linux): the list is copied,
+/// and its length is the guest's to choose.
+const IOV_MAX: i32 = 1024;
+
+/// The guest's iovecs as (address, length) pairs, or the errno: INVAL for more than
+/// [`IOV_MAX`], FAULT when any is out of bounds.
+fn iovecs(data: &[u8], iovs: i32, iovs_len: i32) -> Result<Vec<(usize, usize)>, i32> {
+    if iovs_len > IOV_MAX {
+        return Err(errno::INVAL);
+    }
     (0..iovs_len.max(0) as usize)
         .map(|i| {
             let at = (iovs as u32 as usize).checked_add(i * 8)?;
@@ -80,7 +89,8 @@ fn iovecs(data: &[u8], iovs: i32, iovs_len: i32) -> Option<Vec<(usize, usize)>> 
             data.get(buf..buf.checked_add(len)?)?;
             Some((buf, len))
         })
-        .collect()
+        .collect::<Option<_>>()
+        .ok_or(errno::FAULT)
 }
 
 /// Writes the byte count of a read or write to the guest's `nread`/`nwritten` address:
@@ -141,4 +151,26 @@ pub fn exported_memory(caller: &mut Caller<'_, GuestState>) -> wasmtime::Result<
         .get_export("memory")
         .and_then(|e| e.into_memory())
         .ok_or_else(|| wasmtime::format_err!("guest exports no memory"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iovecs_are_bounded_in_count_and_memory() {
+        // Two iovecs at 0: (16, 4) and (20, 0), in 32 bytes of memory.
+        let mut data = vec![0u8; 32];
+        data[0..4].copy_from_slice(&16u32.to_le_bytes());
+        data[4..8].copy_from_slice(&4u32.to_le_bytes());
+        data[8..12].copy_from_slice(&20u32.to_le_bytes());
+        assert_eq!(iovecs(&data, 0, 2), Ok(vec![(16, 4), (20, 0)]));
+        // A buffer past the end of memory, or the list itself past it.
+        data[4..8].copy_from_slice(&100u32.to_le_bytes());
+        assert_eq!(iovecs(&data, 0, 2), Err(errno::FAULT));
+        assert_eq!(iovecs(&data, 28, 1), Err(errno::FAULT));
+        // More than IOV_MAX is refused before any is read.
+        assert_eq!(iovecs(&data, 0, IOV_MAX + 1), Err(errno::INVAL));
+        assert_eq!(iovecs(&data, 0, 0), Ok(vec![]));
+    }
 }

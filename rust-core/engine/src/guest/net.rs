@@ -325,8 +325,9 @@ fn read(state: &GuestState, data: &mut [u8], fd: i32, iovs: i32, iovs_len: i32, 
     let Some(conn) = state.net.as_ref().and_then(|n| n.conn(fd as u32)).cloned() else {
         return errno::BADF;
     };
-    let Some(bufs) = iovecs(data, iovs, iovs_len) else {
-        return errno::FAULT;
+    let bufs = match iovecs(data, iovs, iovs_len) {
+        Ok(bufs) => bufs,
+        Err(errno) => return errno,
     };
     let mut total = 0usize;
     for (buf, len) in bufs {
@@ -359,8 +360,9 @@ fn write(
     iovs_len: i32,
     nwritten: i32,
 ) -> wasmtime::Result<i32> {
-    let Some(bufs) = iovecs(data, iovs, iovs_len) else {
-        return Ok(errno::FAULT);
+    let bufs = match iovecs(data, iovs, iovs_len) {
+        Ok(bufs) => bufs,
+        Err(errno) => return Ok(errno),
     };
     loop {
         let Some(conn) = state.net.as_ref().and_then(|n| n.conn(fd as u32)).cloned() else {

@@ -59,8 +59,9 @@ pub fn shadow_stdin(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
 /// `fd_read(0, iovs, iovs_len, nread)` against the inbox: EAGAIN when empty, 0 bytes at
 /// the end of input.
 fn read_stdin(inbox: &Inbox, data: &mut [u8], iovs: i32, iovs_len: i32, nread: i32) -> i32 {
-    let Some(bufs) = iovecs(data, iovs, iovs_len) else {
-        return errno::FAULT;
+    let bufs = match iovecs(data, iovs, iovs_len) {
+        Ok(bufs) => bufs,
+        Err(errno) => return errno,
     };
     let mut total = 0usize;
     let mut ended = false;
