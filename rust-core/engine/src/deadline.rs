@@ -65,11 +65,22 @@ impl RequestWatch {
 /// Makes `store` stop its guest (a [`Trap::Interrupt`]) within one epoch tick of `watch`
 /// being over.
 pub fn stop_when_over<T: 'static>(store: &mut wasmtime::Store<T>, watch: RequestWatch) {
+    stop_when_over_and(store, watch, |_| {});
+}
+
+/// As [`stop_when_over`], and runs `tick` on the store's data at every epoch tick its guest
+/// runs through.
+pub fn stop_when_over_and<T: 'static>(
+    store: &mut wasmtime::Store<T>,
+    watch: RequestWatch,
+    tick: fn(&mut T),
+) {
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
+    store.epoch_deadline_callback(move |mut store| {
         if watch.over() {
             return Err(wasmtime::Trap::Interrupt.into());
         }
+        tick(store.data_mut());
         Ok(wasmtime::UpdateDeadline::Continue(1))
     });
 }

@@ -3,15 +3,20 @@
 //! `incoming-handler` called with the request and the response streamed back.
 //!
 //! - `state`: what a component's store holds and the linker it is instantiated with
-//!   (WASI preview2, wasi:http, `wasi:io/poll` bounded by the request's deadline). Layer 2.
+//!   (WASI preview2, wasi:http, and `waits`). Layer 2.
+//! - `waits`: the guest's waits (`wasi:io/poll`, blocking streams), bounded by the
+//!   request's deadline and preceded by sending the response so far.
+//! - `respond`: the response, sent to the host from the guest's thread.
 //! - `outgoing`: the guest's outgoing requests, through the site's network rules.
 //! - `body`: the request body, read from the host on a thread of its own. Layer 1.
 //! - `serve`: one request. Layer 4, beside `cgi`.
 
 mod body;
 mod outgoing;
+mod respond;
 mod serve;
 mod state;
+mod waits;
 
 pub use serve::serve;
 pub use state::{linker, HttpCode, HttpState};

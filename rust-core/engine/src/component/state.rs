@@ -1,16 +1,13 @@
 //! What a component's store holds, and the linker components are instantiated with.
 
-use wasmtime::component::{Component, HasData, Linker, Resource, ResourceTable};
-use wasmtime::Trap;
-use wasmtime_wasi::p2::bindings::sync::io::poll as sync_poll;
-use wasmtime_wasi::p2::DynPollable;
-use wasmtime_wasi::runtime::in_tokio;
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::sync::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
-use wasmtime_wasi_io::bindings::wasi::io::poll as async_poll;
 
 use super::outgoing::Outgoing;
+use super::respond::Responder;
+use super::waits::GuestWaits;
 use crate::deadline::RequestWatch;
 use crate::limiter::GuestLimiter;
 
@@ -20,15 +17,17 @@ pub struct HttpCode {
     pub component: Component,
 }
 
-/// The store of one component instance: WASI preview2, wasi:http, the memory cap.
+/// The store of one component instance: WASI preview2, wasi:http, the memory cap, and the
+/// response on its way out.
 pub struct HttpState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
     pub limiter: GuestLimiter,
     hooks: Outgoing,
-    /// Bounds the guest's waits in `wasi:io/poll`.
+    /// Bounds the guest's waits.
     watch: RequestWatch,
+    pub responder: Responder,
 }
 
 impl HttpState {
@@ -37,6 +36,7 @@ impl HttpState {
         limiter: GuestLimiter,
         watch: RequestWatch,
         outgoing: Outgoing,
+        responder: Responder,
     ) -> Self {
         HttpState {
             wasi,
@@ -45,6 +45,16 @@ impl HttpState {
             limiter,
             hooks: outgoing,
             watch,
+            responder,
+        }
+    }
+
+    /// What the guest's waits work on (see `waits`).
+    pub fn waits(&mut self) -> GuestWaits<'_> {
+        GuestWaits {
+            table: &mut self.table,
+            watch: &self.watch,
+            responder: &mut self.responder,
         }
     }
 }
@@ -70,76 +80,12 @@ impl WasiHttpView for HttpState {
 
 /// The linker of an engine for components: all of WASI preview2 (environment and mounts
 /// through wasi:cli and wasi:filesystem; sockets are denied by the context) and wasi:http
-/// (outgoing requests through [`Outgoing`]),
-/// with `wasi:io/poll` replaced by [`DeadlinePoll`].
+/// (outgoing requests through [`Outgoing`]), with the calls that wait replaced by
+/// `waits`' own.
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HttpState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
-    linker.allow_shadowing(true);
-    sync_poll::add_to_linker::<HttpState, DeadlinePolls>(&mut linker, |s| DeadlinePoll {
-        table: &mut s.table,
-        watch: &s.watch,
-    })?;
-    linker.allow_shadowing(false);
+    super::waits::add_to_linker(&mut linker)?;
     Ok(linker)
-}
-
-/// `wasi:io/poll` that gives up (a [`Trap::Interrupt`], so the request ends as its watch
-/// says: 504, or client gone) once the request's watch is over. Epoch interruption stops
-/// a guest running wasm, not one waiting in the host: without this a component that
-/// sleeps (a JS `setTimeout`) would outlive its `timeout`.
-struct DeadlinePoll<'a> {
-    table: &'a mut ResourceTable,
-    watch: &'a RequestWatch,
-}
-
-struct DeadlinePolls;
-
-impl HasData for DeadlinePolls {
-    type Data<'a> = DeadlinePoll<'a>;
-}
-
-impl DeadlinePoll<'_> {
-    /// Runs `wait` until it ends or the watch is over.
-    fn bounded<R>(
-        watch: &RequestWatch,
-        wait: impl std::future::Future<Output = wasmtime::Result<R>>,
-    ) -> wasmtime::Result<R> {
-        in_tokio(async {
-            tokio::select! {
-                done = wait => done,
-                () = watch.until_over() => Err(Trap::Interrupt.into()),
-            }
-        })
-    }
-}
-
-impl sync_poll::Host for DeadlinePoll<'_> {
-    fn poll(&mut self, pollables: Vec<Resource<DynPollable>>) -> wasmtime::Result<Vec<u32>> {
-        Self::bounded(
-            self.watch,
-            async_poll::Host::poll(&mut *self.table, pollables),
-        )
-    }
-}
-
-impl sync_poll::HostPollable for DeadlinePoll<'_> {
-    fn ready(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<bool> {
-        Self::bounded(
-            self.watch,
-            async_poll::HostPollable::ready(&mut *self.table, pollable),
-        )
-    }
-
-    fn block(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<()> {
-        Self::bounded(
-            self.watch,
-            async_poll::HostPollable::block(&mut *self.table, pollable),
-        )
-    }
-
-    fn drop(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<()> {
-        async_poll::HostPollable::drop(&mut *self.table, pollable)
-    }
 }

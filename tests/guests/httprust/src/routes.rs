@@ -31,6 +31,7 @@ pub fn route(request: IncomingRequest, out: ResponseOut) {
         "file" => files::serve(param(query, "name").unwrap_or_default(), out),
         "sleep" => sleep(out),
         "spin" => spin(),
+        "flushspin" => flush_spin(out),
         "grow" => grow(),
         "trap" => panic!("the guest failed on purpose"),
         _ => respond(out, 404, b"no such route\n"),
@@ -146,6 +147,14 @@ fn spin() -> Option<()> {
     loop {
         turns = core::hint::black_box(turns.wrapping_add(1));
     }
+}
+
+/// Writes a line, then runs until the host stops it: the line reaches the client while
+/// the guest computes.
+fn flush_spin(out: ResponseOut) -> Option<()> {
+    let mut response = start(out, 200, &[])?;
+    response.write(b"first\n")?;
+    spin()
 }
 
 /// Takes memory a MiB at a time, touching every page, until the host refuses more.
