@@ -54,19 +54,26 @@ def main() -> None:
     work = pathlib.Path(args.work)
     rows = {key: parse((work / f"wrk-{key}.txt").read_text()) for key, _ in ROWS}
     base = rows["respond"]["rps"]
+    # A row run right after a `respond` run of its own is compared with that one; the
+    # baseline-tier rows (run during the background compile) with the `respond` row.
+    for key, _ in ROWS:
+        paired = work / f"wrk-respond-{key}.txt"
+        rows[key]["respond_rps"] = parse(paired.read_text())["rps"] if paired.exists() else base
     tick_us = 1e6 / int(meta.get("clk_tck", "100"))
 
     # CPU per request is Caddy's own CPU time (wrk's is not counted) over the requests of
     # the run: steadier between runs than req/s on a machine wrk shares.
-    print(f"\n{'site':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x respond':>10} {'cpu us/req':>11} {'errors':>7}")
+    print(f"\n{'site':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'respond':>9} {'x respond':>10} {'cpu us/req':>11} {'errors':>7}")
     for key, label in ROWS:
         r = rows[key]
-        r["ratio"] = round(r["rps"] / base, 4)
+        r["ratio"] = round(r["rps"] / r["respond_rps"], 4)
         ticks = int((work / f"cpu-{key}.txt").read_text())
         r["cpu_us_per_request"] = round(ticks * tick_us / max(r["requests"], 1), 1)
-        print(f"{label:32} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['ratio']:10.3f} "
+        print(f"{label:32} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['respond_rps']:9.0f} {r['ratio']:10.3f} "
               f"{r['cpu_us_per_request']:11.1f} {r['non_2xx']:7d}")
-    print("(the baseline-tier rows' CPU includes the optimised tier compiling in the background)")
+    print("(respond: the req/s of the `respond` run just before the row, which its ratio is against;")
+    print(" the baseline-tier rows' is the `respond` row's, and their CPU includes the optimised tier")
+    print(" compiling in the background)")
     if meta.get("baseline_runs_mixed", "0") != "0":
         print("(a tier-up happened during the baseline-tier runs: they mix both tiers)")
     print(f"\nGo example first request, empty cache (baseline tier): {float(meta['cold_empty_s']) * 1000:8.1f} ms")

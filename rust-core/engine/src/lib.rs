@@ -43,7 +43,7 @@ mod wasi_ctx;
 // 2. The guest's side of wasmtime.
 mod component;
 mod guest;
-mod guest_threads;
+mod kept_threads;
 
 // 3. Loaded modules.
 mod background;

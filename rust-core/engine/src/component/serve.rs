@@ -1,7 +1,7 @@
 //! One request on a fresh component instance, run on the request's own thread. Its
 //! response goes to the host from that thread too, whenever the guest waits and once it
 //! returns (see `respond`). The request body, when there is one, is read on a kept thread
-//! (see `body`, `guest_threads`) that is done before [`serve`] returns, so no host call
+//! (see `body`, `kept_threads`) that is done before [`serve`] returns, so no host call
 //! outlives it.
 
 use std::sync::Arc;
@@ -83,7 +83,7 @@ pub fn serve(code: &HttpCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(),
         Some(source) => {
             let host = host.clone();
             Some(
-                crate::guest_threads::run(move || body::pump(host.as_ref(), source)).map_err(
+                crate::kept_threads::run(move || body::pump(host.as_ref(), source)).map_err(
                     |e| {
                         Failure::new(
                             FailureKind::Internal,

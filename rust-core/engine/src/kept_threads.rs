@@ -1,10 +1,10 @@
-//! Threads kept for running guests off the request's thread (wasi:http components, whose
-//! response streams while the guest runs). Starting and ending a thread per request costs
-//! more than the smallest guests do: a stack mapped and unmapped (a TLB shootdown on every
-//! core), and wasmtime's signal stack set up anew. A thread that finishes a job waits for
-//! the next one, and ends after [`IDLE_FOR`] without one.
+//! Threads kept for work off the request's thread: a wasi:http component's request body,
+//! read from the client while the guest runs. Starting and ending a thread per request
+//! costs more than the smallest guests do: a stack mapped and unmapped (a TLB shootdown on
+//! every core). A thread that finishes a job waits for the next one, and ends after
+//! [`IDLE_FOR`] without one.
 //!
-//! How many exist is bounded by how many guests run at once (the process's guest slots):
+//! How many exist is bounded by how many requests run at once (the process's guest slots):
 //! a new thread is started only when none is idle.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -25,7 +25,7 @@ static IDLE: std::sync::Mutex<Vec<(u64, mpsc::Sender<Job>)>> = std::sync::Mutex:
 /// Numbers the threads, so that one that ends can leave the idle list.
 static STARTED: AtomicU64 = AtomicU64::new(0);
 
-/// Runs `f` on an idle guest thread, or a new one. The result arrives on the receiver,
+/// Runs `f` on an idle kept thread, or a new one. The result arrives on the receiver,
 /// `Err` if `f` panicked (the thread survives that).
 pub fn run<R: Send + 'static>(
     f: impl FnOnce() -> R + Send + 'static,
@@ -48,12 +48,12 @@ pub fn run<R: Send + 'static>(
     let _ = jobs_tx.send(job);
     let id = STARTED.fetch_add(1, Ordering::Relaxed);
     std::thread::Builder::new()
-        .name("wagi-guest".into())
+        .name("wagi-kept".into())
         .spawn(move || serve(id, &jobs, &jobs_tx))?;
     Ok(rx)
 }
 
-/// A guest thread's life: jobs until it has been idle for [`IDLE_FOR`].
+/// A kept thread's life: jobs until it has been idle for [`IDLE_FOR`].
 fn serve(id: u64, jobs: &mpsc::Receiver<Job>, me: &mpsc::Sender<Job>) {
     loop {
         match jobs.recv_timeout(IDLE_FOR) {
