@@ -77,3 +77,57 @@ pub trait Host: Send + Sync {
     /// reads and response writes by that, so a slow client cannot hold the guest past it.
     fn set_deadline(&self, _remaining: std::time::Duration) {}
 }
+
+/// A host that keeps what it is sent, for unit tests.
+#[cfg(test)]
+pub mod capture {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use super::{ClientGone, Host, LogLevel};
+    use crate::response_fields::ResponseHead;
+
+    #[derive(Default)]
+    pub struct Capture {
+        pub head: Mutex<Option<ResponseHead>>,
+        pub body: Mutex<Vec<u8>>,
+        /// Flushes asked for.
+        pub flushes: AtomicUsize,
+        /// Set: every send fails, as when the client has gone.
+        pub gone: AtomicBool,
+    }
+
+    impl Capture {
+        fn sent(&self, data: &[u8], flush: bool) -> Result<(), ClientGone> {
+            if self.gone.load(Ordering::SeqCst) {
+                return Err(ClientGone);
+            }
+            self.body.lock().unwrap().extend_from_slice(data);
+            self.flushes.fetch_add(usize::from(flush), Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    impl Host for Capture {
+        fn read_body(&self, _: &mut [u8]) -> std::io::Result<usize> {
+            Ok(0)
+        }
+        fn send_head(
+            &self,
+            head: &ResponseHead,
+            body: &[u8],
+            flush: bool,
+        ) -> Result<(), ClientGone> {
+            self.sent(body, flush)?;
+            *self.head.lock().unwrap() = Some(head.clone());
+            Ok(())
+        }
+        fn write_body(&self, data: &[u8], flush: bool) -> Result<(), ClientGone> {
+            self.sent(data, flush)
+        }
+        fn log(&self, _: LogLevel, _: &str) {}
+        fn cancelled(&self) -> bool {
+            false
+        }
+    }
+}

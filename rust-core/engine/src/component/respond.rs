@@ -164,3 +164,134 @@ fn streaming(response: http::Response<HyperOutgoingBody>) -> Result<Progress, Fa
 fn gone() -> Failure {
     Failure::new(FailureKind::ClientGone, "client went away")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use bytes::Bytes;
+    use wasmtime_wasi::p2::OutputStream;
+    use wasmtime_wasi_http::p2::body::{HostOutgoingBody, StreamContext};
+
+    use super::*;
+    use crate::host::capture::Capture;
+
+    /// A responder, the guest's end of its outparam, and what the host was sent.
+    fn responder() -> (Responder, oneshot::Sender<Response>, Arc<Capture>) {
+        let host = Arc::new(Capture::default());
+        let (tx, rx) = oneshot::channel();
+        (Responder::new(host.clone(), rx), tx, host)
+    }
+
+    /// What the guest does on `set`: a response with a header, and the stream of its body.
+    fn set(tx: oneshot::Sender<Response>) -> (HostOutgoingBody, Box<dyn OutputStream>) {
+        let (mut body, hyper) = HostOutgoingBody::new(StreamContext::Response, None, 1, 1 << 20);
+        let stream = body.take_output_stream().unwrap();
+        let response = http::Response::builder()
+            .status(201)
+            .header("x-a", "1")
+            .body(hyper)
+            .unwrap();
+        assert!(tx.send(Ok(response)).is_ok());
+        (body, stream)
+    }
+
+    fn body(host: &Capture) -> Vec<u8> {
+        host.body.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn the_head_waits_for_the_first_bytes_and_a_flush_for_a_wait() {
+        let (mut r, tx, host) = responder();
+        r.send_ready(true);
+        let (out, mut stream) = set(tx);
+        r.send_ready(true);
+        assert!(host.head.lock().unwrap().is_none(), "no body bytes yet");
+        stream.write(Bytes::from_static(b"one ")).unwrap();
+        r.send_ready(false);
+        let head = host.head.lock().unwrap().clone().unwrap();
+        assert_eq!(head.status, 201);
+        assert_eq!(head.fields, vec![(b"x-a".to_vec(), b"1".to_vec())]);
+        assert_eq!(host.flushes.load(Ordering::SeqCst), 0);
+        r.send_ready(true);
+        r.send_ready(true);
+        assert_eq!(
+            host.flushes.load(Ordering::SeqCst),
+            1,
+            "one flush for what was sent"
+        );
+        stream.write(Bytes::from_static(b"two")).unwrap();
+        drop(stream);
+        out.finish(None).unwrap();
+        assert_eq!(r.finish(), Ok(true));
+        assert_eq!(body(&host), b"one two");
+    }
+
+    #[test]
+    fn a_full_body_buffer_is_emptied_by_each_send() {
+        let (mut r, tx, host) = responder();
+        let (out, mut stream) = set(tx);
+        for piece in [b"ab", b"cd", b"ef"] {
+            stream.write(Bytes::from_static(piece)).unwrap();
+            stream.write(Bytes::from_static(piece)).unwrap();
+            assert_eq!(
+                stream.check_write().unwrap(),
+                0,
+                "wasi:http holds two chunks"
+            );
+            r.send_ready(false);
+            assert!(stream.check_write().unwrap() > 0);
+        }
+        drop(stream);
+        out.finish(None).unwrap();
+        assert_eq!(r.finish(), Ok(true));
+        assert_eq!(body(&host), b"ababcdcdefef");
+    }
+
+    #[test]
+    fn a_body_left_open_is_a_failure() {
+        let (mut r, tx, host) = responder();
+        let (_out, mut stream) = set(tx);
+        stream.write(Bytes::from_static(b"partial")).unwrap();
+        let failure = r.finish().unwrap_err();
+        assert_eq!(failure.kind, FailureKind::MalformedResponse);
+        assert_eq!(body(&host), b"partial");
+    }
+
+    #[test]
+    fn no_response_set_is_told_apart() {
+        let (mut r, tx, host) = responder();
+        assert_eq!(r.finish(), Ok(false));
+        drop(tx);
+        let (mut r, tx, _) = responder();
+        drop(tx);
+        r.send_ready(true);
+        assert_eq!(r.finish(), Ok(false));
+        assert!(host.head.lock().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_gone_client_closes_the_guests_body() {
+        let (mut r, tx, host) = responder();
+        let (_out, mut stream) = set(tx);
+        host.gone.store(true, Ordering::SeqCst);
+        stream.write(Bytes::from_static(b"lost")).unwrap();
+        r.send_ready(true);
+        assert!(matches!(
+            stream.check_write(),
+            Err(wasmtime_wasi::p2::StreamError::Closed)
+        ));
+        assert_eq!(r.finish().unwrap_err().kind, FailureKind::ClientGone);
+    }
+
+    #[test]
+    fn an_invalid_head_fails_before_anything_is_sent() {
+        let (mut r, tx, host) = responder();
+        let (_, hyper) = HostOutgoingBody::new(StreamContext::Response, None, 1, 1 << 20);
+        let response = http::Response::builder().status(101).body(hyper).unwrap();
+        assert!(tx.send(Ok(response)).is_ok());
+        r.send_ready(true);
+        assert_eq!(r.finish().unwrap_err().kind, FailureKind::MalformedResponse);
+        assert!(host.head.lock().unwrap().is_none());
+    }
+}

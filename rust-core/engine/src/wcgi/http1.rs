@@ -435,37 +435,7 @@ impl BodyReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
-
-    #[derive(Default)]
-    struct Capture {
-        head: Mutex<Option<ResponseHead>>,
-        body: Mutex<Vec<u8>>,
-    }
-
-    impl Host for Capture {
-        fn read_body(&self, _: &mut [u8]) -> std::io::Result<usize> {
-            Ok(0)
-        }
-        fn send_head(
-            &self,
-            head: &ResponseHead,
-            body: &[u8],
-            _: bool,
-        ) -> Result<(), crate::ClientGone> {
-            *self.head.lock().unwrap() = Some(head.clone());
-            self.body.lock().unwrap().extend_from_slice(body);
-            Ok(())
-        }
-        fn write_body(&self, data: &[u8], _: bool) -> Result<(), crate::ClientGone> {
-            self.body.lock().unwrap().extend_from_slice(data);
-            Ok(())
-        }
-        fn log(&self, _: crate::LogLevel, _: &str) {}
-        fn cancelled(&self) -> bool {
-            false
-        }
-    }
+    use crate::host::capture::Capture;
 
     /// Yields its bytes one read at a time: every split point of the parsers gets hit.
     struct OneByte(Vec<u8>, usize);
