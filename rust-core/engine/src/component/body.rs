@@ -1,8 +1,8 @@
 //! The request body as a component reads it: chunks that a thread of its own (a kept one)
 //! reads from the host (whose reads block) and hands over through a small bounded channel,
-//! so the guest streams it and at most `DEPTH` chunks wait in memory. The thread reads only when
-//! the guest asks for more, so a guest that answers without reading its body is not held
-//! up by a client that is slow to send it.
+//! so the guest streams it and at most `DEPTH` chunks wait in memory. The thread reads
+//! only when the guest asks for more, so a guest that answers without reading its body is
+//! not held up by a client that is slow to send it.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

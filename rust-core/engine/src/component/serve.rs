@@ -110,10 +110,7 @@ pub fn serve(code: &HttpCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(),
         Err(_) => Ok(false),
     };
     drop(store);
-    let ending = ending(
-        sent,
-        (classify(result, memory_denied, &watch), memory_denied),
-    );
+    let ending = ending(sent, classify(result, memory_denied, &watch), memory_denied);
     // The body's reader ends once the store that held the body is gone: no host call of
     // this request outlives `serve`.
     if let Some(pump) = pump {
@@ -132,7 +129,8 @@ pub fn serve(code: &HttpCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(),
 /// (a JS runtime catches its out-of-memory) failed for its memory limit.
 fn ending(
     sent: Result<bool, Failure>,
-    (guest, memory_denied): (Result<Option<i32>, Failure>, bool),
+    guest: Result<Option<i32>, Failure>,
+    memory_denied: bool,
 ) -> Result<(), Failure> {
     let ended = match (sent, guest?) {
         (_, Some(code)) => Err(Failure::new(

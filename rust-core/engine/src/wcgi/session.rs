@@ -6,9 +6,9 @@
 //! keepalive pings) and opens streams on request.
 //!
 //! The driver keeps one stream opened ahead, so that a request takes it without a round
-//! trip through the driver's thread (two thread switches of the ten or so a request
-//! costs). Opening is local in yamux (the SYN goes out with the stream's first frame), so
-//! the guest sees nothing of a stream until a request uses it.
+//! trip through the driver's thread (two thread switches). Opening is local in yamux (the
+//! SYN goes out with the stream's first frame), so the guest sees nothing of a stream
+//! until a request uses it.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
