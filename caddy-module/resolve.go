@@ -1,6 +1,7 @@
 package wagi
 
 import (
+	"io/fs"
 	"path/filepath"
 	"strings"
 
@@ -28,6 +29,9 @@ type script struct {
 	name string
 	// pathInfo is the request path after the script (PATH_INFO).
 	pathInfo string
+	// info is what resolving the path learnt of the module file (following symlinks), nil
+	// when it was not stat'ed; the engine then stats it itself.
+	info fs.FileInfo
 }
 
 // resolve maps a request path under root to a module, the way php_server maps paths to
@@ -95,7 +99,7 @@ func (h *Handler) splitScript(root, reqPath string) (s script, act action, named
 		case !f.inside:
 			return script{filename: full}, actOutside, named
 		case f.info.Mode().IsRegular():
-			return script{filename: full, name: name, pathInfo: reqPath[end:]}, actRun, named
+			return script{filename: full, name: name, pathInfo: reqPath[end:], info: f.info}, actRun, named
 		}
 	}
 	return script{}, actNext, named
@@ -118,7 +122,7 @@ func (h *Handler) indexIn(root, dir string) (script, action) {
 	case !f.info.Mode().IsRegular():
 		return script{}, actNext
 	}
-	return script{filename: full, name: name}, actRun
+	return script{filename: full, name: name, info: f.info}, actRun
 }
 
 // fixedModule is the script for a handler configured with one module. A module named

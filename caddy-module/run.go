@@ -102,6 +102,9 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 // settings are in its site (see site.go).
 func (h *Handler) describe(rec *engine.Record, r *http.Request, repl *caddy.Replacer, root string, s script) {
 	rec.Add(engine.FieldModulePath, s.filename)
+	if s.info != nil {
+		addModuleIdentity(rec, s.info)
+	}
 	rec.Add(engine.FieldMethod, r.Method)
 	rec.Add(engine.FieldRequestURI, originalRequestURI(r))
 	rec.Add(engine.FieldQueryString, r.URL.RawQuery)

@@ -233,6 +233,12 @@ enum wagi_field
    PEM file of CAs trusted for `/tls` connections besides the system's.
    */
   WAGI_FIELD_NET_CA_FILE = 41,
+  /*
+   Five decimal strings: the device, inode, size, modification and change times
+   (nanoseconds since the epoch, may be negative) of the module file as the server
+   just stat'ed it. Optional: without it the engine stats the file itself.
+   */
+  WAGI_FIELD_MODULE_IDENTITY = 42,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum wagi_field wagi_field;

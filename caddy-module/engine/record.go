@@ -57,6 +57,7 @@ const (
 	FieldNetConnectTimeoutMs Field = C.WAGI_FIELD_NET_CONNECT_TIMEOUT_MS
 	FieldNetBufferBytes      Field = C.WAGI_FIELD_NET_BUFFER_BYTES
 	FieldNetCAFile           Field = C.WAGI_FIELD_NET_CA_FILE
+	FieldModuleIdentity      Field = C.WAGI_FIELD_MODULE_IDENTITY
 )
 
 // Record is a request record under construction: tagged fields of length-prefixed strings,
@@ -83,7 +84,27 @@ func (r *Record) Add2(f Field, a, b string) {
 
 // AddInt appends a field holding a decimal number.
 func (r *Record) AddInt(f Field, n int64) {
-	r.Add(f, strconv.FormatInt(n, 10))
+	r.buf = append(r.buf, byte(f))
+	decimal(r, strconv.AppendInt, n)
+}
+
+// AddModuleIdentity appends the identity of the module file as the server just stat'ed
+// it (device, inode, size, modification and change time in nanoseconds), so the engine
+// does not stat it again.
+func (r *Record) AddModuleIdentity(dev, ino uint64, size, mtimeNs, ctimeNs int64) {
+	r.buf = append(r.buf, byte(FieldModuleIdentity))
+	decimal(r, strconv.AppendUint, dev)
+	decimal(r, strconv.AppendUint, ino)
+	decimal(r, strconv.AppendInt, size)
+	decimal(r, strconv.AppendInt, mtimeNs)
+	decimal(r, strconv.AppendInt, ctimeNs)
+}
+
+// decimal appends n as a decimal string, formatted in place.
+func decimal[N int64 | uint64](r *Record, format func([]byte, N, int) []byte, n N) {
+	at := len(r.buf)
+	r.buf = format(binary.LittleEndian.AppendUint32(r.buf, 0), n, 10)
+	binary.LittleEndian.PutUint32(r.buf[at:], uint32(len(r.buf)-at-4))
 }
 
 func (r *Record) str(s string) {

@@ -62,7 +62,7 @@ pub use deadline::EPOCH_TICK;
 pub use engine::{Engine, EngineConfig, Site};
 pub use failure::{Failure, FailureKind};
 pub use host::{ClientGone, EngineLog, EventLog, Host, LogFields, LogLevel};
-pub use module_cache::ModuleInfo;
+pub use module_cache::{FileIdentity, ModuleInfo};
 pub use net::gost::GostRules;
 pub use net::{
     counters as net_counters, Entry as NetEntry, ListRules, NetCounters, NetLimits, NetPolicy,

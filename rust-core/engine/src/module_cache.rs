@@ -28,14 +28,15 @@ use crate::tier::{Tier, TierEngines};
 
 /// Which version of a file: changes when the file is rewritten or replaced. The change
 /// time is part of it because a deploy may keep size and mtime (`cp -p`,
-/// `rsync --inplace -t`), but no user can set ctime: any write moves it.
+/// `rsync --inplace -t`), but no user can set ctime: any write moves it. Times are
+/// nanoseconds since the epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FileIdentity {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
+pub struct FileIdentity {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
 }
 
 impl FileIdentity {
@@ -200,14 +201,17 @@ impl ModuleCache {
     }
 
     /// Returns the module at `path`, loading it if this version of the file is new.
+    /// `known` is the file's identity when the caller has just stat'ed it (the server does,
+    /// to resolve the request's path): then no second stat is made.
     pub fn get(
         &self,
         path: &Path,
+        known: Option<FileIdentity>,
         engines: &Arc<TierEngines>,
         opts: CacheOptions<'_>,
     ) -> Result<(Arc<LoadedModule>, Option<LoadEvent>), Failure> {
         // One stat per request; the file is opened only to load a new version.
-        let identity = match identify(path) {
+        let identity = match known.map_or_else(|| identify(path), Ok) {
             Ok(identity) => identity,
             Err(f) => {
                 if f.kind == FailureKind::NotFound {

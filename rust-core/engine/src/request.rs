@@ -121,6 +121,9 @@ pub enum Mode {
 pub struct RunSpec {
     /// The wasm file to run.
     pub module_path: PathBuf,
+    /// That file's identity as the server found it resolving the request (it stats the
+    /// file anyway); `None`: the engine stats it itself.
+    pub module_identity: Option<crate::module_cache::FileIdentity>,
     pub http: HttpFacts,
     pub script: ScriptFacts,
     /// Extra environment from the site's configuration; overrides derived variables.

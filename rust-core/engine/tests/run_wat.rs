@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wagi_core::{
-    ClientGone, Engine, EngineConfig, FailureKind, Host, LogLevel, ResponseHead, RunSpec,
+    ClientGone, Engine, EngineConfig, FailureKind, FileIdentity, Host, LogLevel, ResponseHead,
+    RunSpec,
 };
 
 #[derive(Default)]
@@ -275,6 +276,34 @@ fn replaced_file_is_recompiled() {
     let (r2, h2) = f.run(m, b"", |_| {});
     r2.unwrap();
     assert_eq!(h2.out.lock().unwrap().body, b"version2");
+}
+
+#[test]
+fn the_servers_stat_of_the_file_stands_for_the_engines() {
+    // The server stats the module resolving the request and passes what it found: the
+    // engine then goes by that, not by a stat of its own. Here the file never changes but
+    // the identity passed does, so only the passed identity can cause the second load.
+    let f = Fixture::new();
+    let m = f.module("id.wasm", &write_out("Content-Type: a/b\n\nid"));
+    let identity = |ino| FileIdentity {
+        dev: 1,
+        ino,
+        size: 2,
+        mtime_ns: 3,
+        ctime_ns: 4,
+    };
+    let loads = |ino| {
+        let (result, host) = f.run(m.clone(), b"", |s| s.module_identity = Some(identity(ino)));
+        result.unwrap();
+        assert_eq!(host.out.lock().unwrap().body, b"id");
+        logs(&host)
+            .iter()
+            .filter(|l| l.contains("module ready"))
+            .count()
+    };
+    assert_eq!(loads(7), 1, "first use loads");
+    assert_eq!(loads(7), 0, "the same identity is the version loaded");
+    assert_eq!(loads(8), 1, "another identity is another version");
 }
 
 #[test]

@@ -12,8 +12,8 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use wagi_core::{
-    Failure, FailureKind, GostRules, ListRules, Mode, Mount, NetEntry, NetLimits, NetPolicy,
-    RuleSet, RunSpec, StderrMode,
+    Failure, FailureKind, FileIdentity, GostRules, ListRules, Mode, Mount, NetEntry, NetLimits,
+    NetPolicy, RuleSet, RunSpec, StderrMode,
 };
 
 /// Field tags of the request record.
@@ -102,12 +102,16 @@ pub enum wagi_field {
     WAGI_FIELD_NET_BUFFER_BYTES = 40,
     /// PEM file of CAs trusted for `/tls` connections besides the system's.
     WAGI_FIELD_NET_CA_FILE = 41,
+    /// Five decimal strings: the device, inode, size, modification and change times
+    /// (nanoseconds since the epoch, may be negative) of the module file as the server
+    /// just stat'ed it. Optional: without it the engine stats the file itself.
+    WAGI_FIELD_MODULE_IDENTITY = 42,
 }
 
 impl wagi_field {
     fn from_u8(tag: u8) -> Option<Self> {
         use wagi_field::*;
-        const ALL: [wagi_field; 41] = [
+        const ALL: [wagi_field; 42] = [
             WAGI_FIELD_MODULE_PATH,
             WAGI_FIELD_METHOD,
             WAGI_FIELD_REQUEST_URI,
@@ -149,6 +153,7 @@ impl wagi_field {
             WAGI_FIELD_NET_CONNECT_TIMEOUT_MS,
             WAGI_FIELD_NET_BUFFER_BYTES,
             WAGI_FIELD_NET_CA_FILE,
+            WAGI_FIELD_MODULE_IDENTITY,
         ];
         ALL.into_iter().find(|f| *f as u8 == tag)
     }
@@ -187,6 +192,10 @@ impl<'a> Reader<'a> {
     }
 
     fn number(&mut self) -> Result<u64, Failure> {
+        self.parsed()
+    }
+
+    fn parsed<N: std::str::FromStr>(&mut self) -> Result<N, Failure> {
         let s = self.string()?;
         s.parse()
             .map_err(|_| invalid(format!("not a number: {s:?}")))
@@ -272,6 +281,15 @@ fn apply(spec: &mut RunSpec, record: &[u8]) -> Result<(), Failure> {
                 spec.http.headers.push((name, r.string()?));
             }
             WAGI_FIELD_CONTENT_LENGTH => spec.http.content_length = Some(r.number()?),
+            WAGI_FIELD_MODULE_IDENTITY => {
+                spec.module_identity = Some(FileIdentity {
+                    dev: r.number()?,
+                    ino: r.number()?,
+                    size: r.number()?,
+                    mtime_ns: r.parsed::<i64>()?.into(),
+                    ctime_ns: r.parsed::<i64>()?.into(),
+                })
+            }
             WAGI_FIELD_SERVER_SOFTWARE => spec.http.server_software = r.string()?,
             WAGI_FIELD_DOCUMENT_ROOT => spec.script.document_root = r.string()?,
             WAGI_FIELD_SCRIPT_NAME => spec.script.script_name = r.string()?,
@@ -387,7 +405,22 @@ mod tests {
         put(&mut rec, WAGI_FIELD_SITE_ARG, &["python.wasm"]);
         put(&mut rec, WAGI_FIELD_ENTRYPOINT, &["serve"]);
         put(&mut rec, WAGI_FIELD_STDERR, &["discard"]);
+        put(
+            &mut rec,
+            WAGI_FIELD_MODULE_IDENTITY,
+            &["2049", "77", "4400", "-5", "1764000000123456789"],
+        );
         let spec = decode_request(&RunSpec::default(), &rec).unwrap();
+        assert_eq!(
+            spec.module_identity,
+            Some(FileIdentity {
+                dev: 2049,
+                ino: 77,
+                size: 4400,
+                mtime_ns: -5,
+                ctime_ns: 1_764_000_000_123_456_789,
+            })
+        );
         assert_eq!(spec.request_args(), ["python.wasm", "/app/main.py"]);
         assert_eq!(spec.instance_args(), ["python.wasm"]);
         assert_eq!(spec.entrypoint.as_deref(), Some("serve"));
@@ -424,6 +457,13 @@ mod tests {
         let mut bad_num = rec.clone();
         put(&mut bad_num, wagi_field::WAGI_FIELD_TIMEOUT_MS, &["soon"]);
         assert!(decode(&bad_num).is_err());
+        let mut short_identity = rec.clone();
+        put(
+            &mut short_identity,
+            wagi_field::WAGI_FIELD_MODULE_IDENTITY,
+            &["1", "2", "3", "4"],
+        );
+        assert!(decode(&short_identity).is_err());
     }
 
     #[test]

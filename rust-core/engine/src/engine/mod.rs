@@ -15,7 +15,7 @@ use crate::compile::{Code, LoadedModule, Source};
 use crate::disk_cache::CacheDirs;
 use crate::failure::{Failure, FailureKind};
 use crate::host::{plain_log, EngineLog, EventLog, Host, LogFields};
-use crate::module_cache::{CacheOptions, LoadEvent, ModuleCache, ModuleInfo};
+use crate::module_cache::{CacheOptions, FileIdentity, LoadEvent, ModuleCache, ModuleInfo};
 use crate::request::{CacheSettings, Mode, RunSpec};
 use crate::stats::{EngineStats, StatsSnapshot};
 use crate::wcgi::{InstanceBudget, InstanceInfo, WcgiContext};
@@ -85,7 +85,7 @@ impl Engine {
     /// On `Err`, the caller answers with the failure's status if no head was sent yet
     /// (`host.send_head` not called), and aborts the response otherwise.
     pub fn handle(&self, site: &Site, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(), Failure> {
-        let (module, event) = self.module(&spec.module_path, &spec.cache)?;
+        let (module, event) = self.module(&spec.module_path, spec.module_identity, &spec.cache)?;
         if let Some(event) = &event {
             host.log(event.level(), &event.describe());
         }
@@ -110,7 +110,7 @@ impl Engine {
     /// Loads (compiles, or reads from the disk cache) the module at `path` without running
     /// it, so a first request does not wait, and logs what it did.
     pub fn prepare(&self, path: &Path, cache: &CacheSettings) -> Result<(), Failure> {
-        let (_, event) = self.module(path, cache)?;
+        let (_, event) = self.module(path, None, cache)?;
         if let (Some(event), Some(log)) = (event, &self.log) {
             let fields = LogFields {
                 module: Some(path),
@@ -180,6 +180,7 @@ impl Engine {
     fn module(
         &self,
         path: &Path,
+        identity: Option<FileIdentity>,
         cache: &CacheSettings,
     ) -> Result<(Arc<LoadedModule>, Option<LoadEvent>), Failure> {
         let dir = cache.cache_dir.as_deref().and_then(|dir| {
@@ -190,7 +191,9 @@ impl Engine {
             cache: dir.as_ref(),
             keepalive: cache.keepalive,
         };
-        let loaded = self.modules.get(path, &self.engines.current(), opts)?;
+        let loaded = self
+            .modules
+            .get(path, identity, &self.engines.current(), opts)?;
         if let Some(event) = &loaded.1 {
             self.count(event, dir.is_some());
         }
