@@ -137,8 +137,12 @@ func fixedModule(root, module, reqPath string) (script, action) {
 		s.name = "/" + filepath.ToSlash(rel)
 	}
 	// A missing module runs anyway: the engine answers 404 and logs it.
-	if f, err := statInRoot(root, file); err == nil && !f.inside {
+	f, err := statInRoot(root, file)
+	if err == nil && !f.inside {
 		return s, actOutside
+	}
+	if err == nil && f.info.Mode().IsRegular() {
+		s.info = f.info
 	}
 	return s, actRun
 }
