@@ -27,6 +27,7 @@ pub fn run(module: &CoreCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(),
     let stderr = GuestStderr::new(host.clone(), spec.stderr);
     let wasi = crate::wasi_ctx::build(
         spec,
+        module.reaches_files,
         &spec.request_args(),
         &cgi_env::build(spec),
         GuestStdin::new(host.clone()),
@@ -40,7 +41,11 @@ pub fn run(module: &CoreCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(),
         inbox: None,
         held_stdout: None,
         watch: Some(watch.clone()),
-        net: crate::wasi_ctx::net_files(spec, crate::net::files::request_log(&host)),
+        net: crate::wasi_ctx::net_files(
+            spec,
+            module.reaches_files,
+            crate::net::files::request_log(&host),
+        ),
     };
 
     // A module runs in the engine of its compile tier.

@@ -45,6 +45,9 @@ pub struct CoreCode {
     /// Linked for long-lived (WCGI) instances.
     pub wcgi_pre: InstancePre<GuestState>,
     pub module: Module,
+    /// It imports a WASI call that can reach a directory: its instances get the site's
+    /// mounts (see [`crate::wasi_ctx::reaches_files`]).
+    pub reaches_files: bool,
 }
 
 impl LoadedModule {
@@ -277,6 +280,7 @@ fn link_core(module: Module, te: &TierEngine) -> Result<(Code, bool), Failure> {
     let core = CoreCode {
         pre,
         wcgi_pre,
+        reaches_files: crate::wasi_ctx::reaches_files(&module),
         module,
     };
     Ok((Code::Core(core), wcgi_export))

@@ -13,18 +13,48 @@ use crate::net::files::NetLog;
 use crate::net::NetFiles;
 use crate::request::RunSpec;
 
+/// WASI preview1 calls that cannot reach a preopened directory: they take no descriptor,
+/// or (`fd_read`, `fd_write`) fail with EBADF on a directory exactly as on a descriptor that
+/// is not open. A module that imports nothing else cannot tell whether mounts are there.
+const CALLS_BLIND_TO_DIRECTORIES: [&str; 12] = [
+    "args_get",
+    "args_sizes_get",
+    "clock_res_get",
+    "clock_time_get",
+    "environ_get",
+    "environ_sizes_get",
+    "fd_read",
+    "fd_write",
+    "proc_exit",
+    "proc_raise",
+    "random_get",
+    "sched_yield",
+];
+
+/// Whether `module` imports a call that can reach a directory. Only such a module gets the
+/// site's mounts (and `/dev`): each is opened again for every instance.
+pub fn reaches_files(module: &wasmtime::Module) -> bool {
+    module.imports().any(|import| {
+        matches!(import.ty(), wasmtime::ExternType::Func(_))
+            && !(import.module() == "wasi_snapshot_preview1"
+                && CALLS_BLIND_TO_DIRECTORIES.contains(&import.name()))
+    })
+}
+
 /// Builds the guest's WASI context for `spec` with the given arguments, environment and
-/// stdio. Only the mounts in `spec` are visible; nothing of the host's environment is.
+/// stdio. Only the mounts in `spec` are visible, and only when `files` (see
+/// [`reaches_files`]); nothing of the host's environment is.
 pub fn build(
     spec: &RunSpec,
+    files: bool,
     args: &[String],
     env: &[(String, String)],
     stdin: impl StdinStream + 'static,
     stdout: impl StdoutStream + 'static,
     stderr: impl StdoutStream + 'static,
 ) -> Result<WasiP1Ctx, Failure> {
-    let mut wasi = builder(spec, args, env, stdin, stdout, stderr)?;
-    if spec.network.is_some() {
+    let mut wasi = builder(spec, files, args, env, stdin, stdout, stderr)?;
+    if files && spec.network.is_some() {
         // Last, so its fd is `dev_fd(spec)`.
         wasi.preopened_dir(empty_dir()?, "/dev", FsPerms::ReadOnly)
             .map_err(|e| {
@@ -35,9 +65,11 @@ pub fn build(
 }
 
 /// The part of the context that modules and components share: arguments, environment,
-/// stdio and the site's mounts (no `/dev`: connection files are a preview1 matter).
+/// stdio and, with `mounts`, the site's mounts (no `/dev`: connection files are a preview1
+/// matter).
 pub fn builder(
     spec: &RunSpec,
+    mounts: bool,
     args: &[String],
     env: &[(String, String)],
     stdin: impl StdinStream + 'static,
@@ -54,7 +86,7 @@ pub fn builder(
         .stdin(stdin)
         .stdout(stdout)
         .stderr(stderr);
-    for m in &spec.mounts {
+    for m in spec.mounts.iter().filter(|_| mounts) {
         let perms = if m.writable {
             FsPerms::ReadWrite
         } else {
@@ -71,9 +103,13 @@ pub fn builder(
     Ok(wasi)
 }
 
-/// The guest's connection-file table when its site has networking on. The `/dev` preopen
-/// comes after stdio (0-2) and the site's mounts, each one fd, as wasmtime-wasi numbers them.
-pub fn net_files(spec: &RunSpec, log: NetLog) -> Option<NetFiles> {
+/// The guest's connection-file table when its site has networking on and the guest can
+/// reach files (`files`). The `/dev` preopen comes after stdio (0-2) and the site's mounts,
+/// each one fd, as wasmtime-wasi numbers them.
+pub fn net_files(spec: &RunSpec, files: bool, log: NetLog) -> Option<NetFiles> {
+    if !files {
+        return None;
+    }
     let dev_fd = 3 + u32::try_from(spec.mounts.len()).ok()?;
     Some(NetFiles::new(spec.network.clone()?, dev_fd, log))
 }

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wagi_core::{
-    ClientGone, Engine, EngineConfig, FailureKind, FileIdentity, Host, LogLevel, ResponseHead,
-    RunSpec,
+    ClientGone, Engine, EngineConfig, FailureKind, FileIdentity, Host, LogLevel, Mount,
+    ResponseHead, RunSpec,
 };
 
 #[derive(Default)]
@@ -304,6 +304,36 @@ fn the_servers_stat_of_the_file_stands_for_the_engines() {
     assert_eq!(loads(7), 1, "first use loads");
     assert_eq!(loads(7), 0, "the same identity is the version loaded");
     assert_eq!(loads(8), 1, "another identity is another version");
+}
+
+#[test]
+fn mounts_are_opened_only_for_a_guest_that_can_reach_files() {
+    // A mount whose directory is gone cannot be opened. A guest that imports only calls
+    // blind to directories (fd_write, fd_read, proc_exit here) never has it opened, so it
+    // runs; one that imports a directory call gets its mounts, and fails on that one.
+    let f = Fixture::new();
+    let gone = |s: &mut RunSpec| {
+        s.mounts.push(Mount {
+            host_path: f.dir.join("no-such-dir"),
+            guest_path: "/data".into(),
+            writable: false,
+        })
+    };
+    let blind = f.module("blind.wasm", &write_out("Content-Type: a/b\n\nblind"));
+    let (result, host) = f.run(blind, b"", gone);
+    result.unwrap();
+    assert_eq!(host.out.lock().unwrap().body, b"blind");
+
+    let seeing = write_out("Content-Type: a/b\n\nseeing").replacen(
+        "(memory",
+        r#"(import "wasi_snapshot_preview1" "fd_prestat_get" (func (param i32 i32) (result i32)))
+  (memory"#,
+        1,
+    );
+    let seeing = f.module("seeing.wasm", &seeing);
+    let (result, _) = f.run(seeing, b"", gone);
+    let failure = result.unwrap_err();
+    assert!(failure.message.contains("cannot mount"), "{failure:?}");
 }
 
 #[test]

@@ -31,6 +31,7 @@ pub fn serve(code: &HttpCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(),
     let output = GuestStderr::new(host.clone(), spec.stderr);
     let wasi = crate::wasi_ctx::builder(
         spec,
+        true,
         &spec.request_args(),
         &spec.env,
         std::io::empty(),
@@ -42,7 +43,7 @@ pub fn serve(code: &HttpCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(),
     let limiter = GuestLimiter::new(spec.limits.memory_bytes);
     let outgoing = Outgoing::new(
         host.clone(),
-        crate::wasi_ctx::net_files(spec, crate::net::files::request_log(&host)),
+        crate::wasi_ctx::net_files(spec, true, crate::net::files::request_log(&host)),
         spec.network
             .as_ref()
             .map_or(0, |n| n.limits.max_connections),

@@ -165,8 +165,10 @@ fn instance_store(
     // Site-level values only: the starting request's facts stay out of a process that
     // serves everyone.
     let env = cgi_env::instance(spec);
+    let files = module.core()?.reaches_files;
     let wasi = crate::wasi_ctx::build(
         spec,
+        files,
         &spec.instance_args(),
         &env,
         InboxStdin(inbox.clone()),
@@ -182,7 +184,7 @@ fn instance_store(
             held_stdout: Some(stdout),
             // Long-lived: each request's deadline is kept by `relay`.
             watch: None,
-            net: crate::wasi_ctx::net_files(spec, instance_log(ctx.log.clone(), spec)),
+            net: crate::wasi_ctx::net_files(spec, files, instance_log(ctx.log.clone(), spec)),
         },
     );
     store.limiter(|s| &mut s.limiter);
