@@ -86,7 +86,8 @@ pub fn builder(
         .stdin(stdin)
         .stdout(stdout)
         .stderr(stderr);
-    for m in spec.mounts.iter().filter(|_| mounts) {
+    let mounts: &[crate::request::Mount] = if mounts { &spec.mounts } else { &[] };
+    for m in mounts {
         let perms = if m.writable {
             FsPerms::ReadWrite
         } else {

@@ -165,7 +165,8 @@ fn instance_store(
     // Site-level values only: the starting request's facts stay out of a process that
     // serves everyone.
     let env = cgi_env::instance(spec);
-    let files = module.core()?.reaches_files;
+    let core = module.core()?;
+    let files = core.reaches_files;
     let wasi = crate::wasi_ctx::build(
         spec,
         files,
@@ -176,7 +177,7 @@ fn instance_store(
         GuestStderr::per_second(instance_log(ctx.log.clone(), spec), spec.stderr),
     )?;
     let mut store = Store::new(
-        module.core()?.module.engine(),
+        core.module.engine(),
         GuestState {
             wasi,
             limiter: GuestLimiter::new(spec.limits.memory_bytes).with_gauge(memory),
