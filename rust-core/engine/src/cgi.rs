@@ -10,7 +10,7 @@ use crate::cgi_output::CgiOutput;
 use crate::compile::CoreCode;
 use crate::deadline::RequestWatch;
 use crate::failure::{Failure, FailureKind};
-use crate::guest::{entry, GuestState};
+use crate::guest::{entry, CStrings, GuestState};
 use crate::host::Host;
 use crate::limiter::GuestLimiter;
 use crate::outcome::classify;
@@ -28,8 +28,6 @@ pub fn run(module: &CoreCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(),
     let wasi = crate::wasi_ctx::build(
         spec,
         module.reaches_files,
-        &spec.request_args(),
-        &cgi_env::build(spec),
         GuestStdin::new(host.clone()),
         GuestStdout::new(output.clone()),
         stderr.clone(),
@@ -37,6 +35,8 @@ pub fn run(module: &CoreCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(),
     let watch = RequestWatch::start(spec.limits.timeout, host.clone());
     let state = GuestState {
         wasi,
+        args: CStrings::args(&spec.request_args()),
+        environ: cgi_env::build(spec).to_cstrings(),
         limiter: GuestLimiter::new(spec.limits.memory_bytes),
         inbox: None,
         held_stdout: None,

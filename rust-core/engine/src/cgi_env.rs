@@ -2,33 +2,42 @@
 //! FastCGI transport builds it, so guests written for go-wagi behind `php_fastcgi` see the
 //! same variables; and the smaller, visitor-free environment of a long-lived WCGI instance.
 
+use std::borrow::Cow;
+
+use crate::guest::CStrings;
 use crate::request::{HttpFacts, RunSpec};
 
 /// Builds the guest's environment for one request. Nothing comes from the host process's
 /// own environment.
-pub fn build(spec: &RunSpec) -> Vec<(String, String)> {
-    let mut env = Env::default();
+pub fn build(spec: &RunSpec) -> Env<'_> {
+    // The variables below, one per header at most, and the configured ones.
+    let mut env = Env {
+        vars: Vec::with_capacity(REQUEST_VARIABLES + spec.http.headers.len() + spec.env.len()),
+    };
     site_level(spec, &mut env);
     request_level(spec, &mut env);
     env.extend(&spec.env);
-    env.vars
+    env
 }
 
 /// The environment a long-lived WCGI instance starts with. It serves every visitor, so it
 /// gets only what names the site and the module, the configured `env` evaluated without
 /// any request, and `WAGI_WCGI=true`: no query string, cookie or address of whichever
 /// request happened to start it. Each request brings its own facts over HTTP.
-pub fn instance(spec: &RunSpec) -> Vec<(String, String)> {
+pub fn instance(spec: &RunSpec) -> Env<'_> {
     let mut env = Env::default();
     site_level(spec, &mut env);
     env.extend(spec.site_env.as_ref().unwrap_or(&spec.env));
     env.set("WAGI_WCGI", "true");
-    env.vars
+    env
 }
+
+/// How many variables [`site_level`] and [`request_level`] set at most (a capacity hint).
+const REQUEST_VARIABLES: usize = 28;
 
 /// The variables that are the same for every request to a module: the only derived ones a
 /// WCGI instance sees.
-fn site_level(spec: &RunSpec, env: &mut Env) {
+fn site_level<'a>(spec: &'a RunSpec, env: &mut Env<'a>) {
     let script = &spec.script;
     env.set("GATEWAY_INTERFACE", "CGI/1.1");
     env.set("SERVER_SOFTWARE", &spec.http.server_software);
@@ -38,7 +47,7 @@ fn site_level(spec: &RunSpec, env: &mut Env) {
 }
 
 /// The variables of one request, as Caddy's FastCGI transport (`buildEnv`) sets them.
-fn request_level(spec: &RunSpec, env: &mut Env) {
+fn request_level<'a>(spec: &'a RunSpec, env: &mut Env<'a>) {
     let http = &spec.http;
     let script = &spec.script;
     let (remote_ip, remote_port) = split_host_port(&http.remote_addr);
@@ -67,7 +76,7 @@ fn request_level(spec: &RunSpec, env: &mut Env) {
         // RFC 3875 4.1.6: PATH_TRANSLATED exists only with PATH_INFO.
         env.set(
             "PATH_TRANSLATED",
-            &join_under_root(&script.document_root, &script.path_info),
+            join_under_root(&script.document_root, &script.path_info),
         );
     }
     env.set("REMOTE_ADDR", remote_ip);
@@ -79,8 +88,7 @@ fn request_level(spec: &RunSpec, env: &mut Env) {
     env.set("AUTH_TYPE", auth_type(http));
     env.set(
         "CONTENT_LENGTH",
-        &http
-            .content_length
+        http.content_length
             .map(|n| n.to_string())
             .unwrap_or_default(),
     );
@@ -121,38 +129,45 @@ fn auth_type(http: &HttpFacts) -> &str {
         .unwrap_or("")
 }
 
-/// An ordered environment where setting a key again replaces its value in place.
+/// An ordered environment where setting a key again replaces its value in place. It
+/// borrows what it can from the request: it lives only until laid out for the guest.
 #[derive(Default)]
-struct Env {
-    vars: Vec<(String, String)>,
+pub struct Env<'a> {
+    vars: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
-impl Env {
+impl<'a> Env<'a> {
+    /// The variables in order, laid out as the guest's `environ_get` writes them.
+    pub fn to_cstrings(&self) -> CStrings {
+        CStrings::environ(self.vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+    }
+
     fn position(&self, key: &str) -> Option<usize> {
         self.vars.iter().position(|(k, _)| k == key)
     }
 
-    fn set(&mut self, key: &str, value: &str) {
-        match self.position(key) {
-            Some(i) => self.vars[i].1 = value.to_string(),
-            None => self.vars.push((key.to_string(), value.to_string())),
+    fn set(&mut self, key: impl Into<Cow<'a, str>>, value: impl Into<Cow<'a, str>>) {
+        let (key, value) = (key.into(), value.into());
+        match self.position(&key) {
+            Some(i) => self.vars[i].1 = value,
+            None => self.vars.push((key, value)),
         }
     }
 
-    fn extend(&mut self, vars: &[(String, String)]) {
+    fn extend(&mut self, vars: &'a [(String, String)]) {
         for (key, value) in vars {
-            self.set(key, value);
+            self.set(key.as_str(), value.as_str());
         }
     }
 
-    fn append(&mut self, key: String, value: &str, separator: &str) {
+    fn append(&mut self, key: String, value: &'a str, separator: &str) {
         match self.position(&key) {
             Some(i) => {
-                let existing = &mut self.vars[i].1;
+                let existing = self.vars[i].1.to_mut();
                 existing.push_str(separator);
                 existing.push_str(value);
             }
-            None => self.vars.push((key, value.to_string())),
+            None => self.vars.push((key.into(), value.into())),
         }
     }
 }
@@ -237,13 +252,17 @@ mod tests {
         }
     }
 
-    fn get<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
-        env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    fn get<'a>(env: &'a Env<'_>, key: &str) -> Option<&'a str> {
+        env.vars
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_ref())
     }
 
     #[test]
     fn cgi_variables() {
-        let env = build(&spec());
+        let s = spec();
+        let env = build(&s);
         assert_eq!(get(&env, "GATEWAY_INTERFACE"), Some("CGI/1.1"));
         assert_eq!(get(&env, "REQUEST_METHOD"), Some("POST"));
         assert_eq!(get(&env, "SERVER_NAME"), Some("example.com"));
@@ -261,14 +280,16 @@ mod tests {
 
     #[test]
     fn repeated_headers_join_and_cookie_uses_semicolons() {
-        let env = build(&spec());
+        let s = spec();
+        let env = build(&s);
         assert_eq!(get(&env, "HTTP_X_FORWARDED_FOR"), Some("a, b"));
         assert_eq!(get(&env, "HTTP_COOKIE"), Some("a=1; b=2"));
     }
 
     #[test]
     fn proxy_header_never_becomes_http_proxy() {
-        let env = build(&spec());
+        let s = spec();
+        let env = build(&s);
         assert_eq!(get(&env, "HTTP_PROXY"), None);
     }
 
@@ -345,7 +366,7 @@ mod tests {
         s.env = vec![("VISITOR".into(), "x=1".into())];
         s.site_env = Some(vec![("VISITOR".into(), "".into())]);
         let env = instance(&s);
-        let keys: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<&str> = env.vars.iter().map(|(k, _)| k.as_ref()).collect();
         assert_eq!(
             keys,
             [

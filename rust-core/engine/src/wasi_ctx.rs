@@ -41,19 +41,17 @@ pub fn reaches_files(module: &wasmtime::Module) -> bool {
     })
 }
 
-/// Builds the guest's WASI context for `spec` with the given arguments, environment and
-/// stdio. Only the mounts in `spec` are visible, and only when `files` (see
-/// [`reaches_files`]); nothing of the host's environment is.
+/// Builds a module's WASI context for `spec` with the given stdio. Only the mounts in
+/// `spec` are visible, and only when `files` (see [`reaches_files`]). Its arguments and
+/// environment are the guest state's (`guest::CStrings`): nothing of the host's is seen.
 pub fn build(
     spec: &RunSpec,
     files: bool,
-    args: &[String],
-    env: &[(String, String)],
     stdin: impl StdinStream + 'static,
     stdout: impl StdoutStream + 'static,
     stderr: impl StdoutStream + 'static,
 ) -> Result<WasiP1Ctx, Failure> {
-    let mut wasi = builder(spec, files, args, env, stdin, stdout, stderr)?;
+    let mut wasi = builder(spec, files, stdin, stdout, stderr)?;
     if files && spec.network.is_some() {
         // Last, so its fd is `dev_fd(spec)`.
         wasi.preopened_dir(empty_dir()?, "/dev", FsPerms::ReadOnly)
@@ -64,14 +62,11 @@ pub fn build(
     Ok(wasi.build_p1())
 }
 
-/// The part of the context that modules and components share: arguments, environment,
-/// stdio and, with `mounts`, the site's mounts (no `/dev`: connection files are a preview1
-/// matter).
+/// The part of the context that modules and components share: stdio and, with `mounts`,
+/// the site's mounts (no `/dev`: connection files are a preview1 matter).
 pub fn builder(
     spec: &RunSpec,
     mounts: bool,
-    args: &[String],
-    env: &[(String, String)],
     stdin: impl StdinStream + 'static,
     stdout: impl StdoutStream + 'static,
     stderr: impl StdoutStream + 'static,
@@ -81,8 +76,6 @@ pub fn builder(
     // instance's): faster than a hop to a blocking pool. The one blocking call that a
     // deadline must cut short, a plain sleep, is served by `guest/poll.rs`.
     wasi.allow_blocking_current_thread(true)
-        .args(args)
-        .envs(env)
         .stdin(stdin)
         .stdout(stdout)
         .stderr(stderr);

@@ -336,37 +336,92 @@ fn mounts_are_opened_only_for_a_guest_that_can_reach_files() {
     assert!(failure.message.contains("cannot mount"), "{failure:?}");
 }
 
+/// A guest that calls `<list>_sizes_get` and `<list>_get` (`list` is `args` or `environ`)
+/// and writes to stdout, after a header: the count and size (two little-endian u32), the
+/// pointer table (4 bytes each), then the strings. The table is put at 1024 and the strings
+/// at `buf`.
+fn list_guest(list: &str, buf: &str) -> String {
+    let body = format!(
+        r#"
+        (drop (call $sizes (i32.const 16) (i32.const 20)))
+        (drop (call $get (i32.const 1024) (i32.const {buf})))
+        (call $write (i32.const 1) (i32.const 64) (i32.const 19))
+        (call $write (i32.const 1) (i32.const 16) (i32.const 8))
+        (call $write (i32.const 1) (i32.const 1024) (i32.mul (i32.load (i32.const 16)) (i32.const 4)))
+        (call $write (i32.const 1) (i32.const {buf}) (i32.load (i32.const 20)))"#
+    );
+    guest("Content-Type: a/b\n\n", &body).replacen(
+        "(memory",
+        &format!(
+            r#"(import "wasi_snapshot_preview1" "{list}_sizes_get" (func $sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "{list}_get" (func $get (param i32 i32) (result i32)))
+  (memory"#
+        ),
+        1,
+    )
+}
+
+/// What a [`list_guest`] wrote: its strings, each checked against its entry in the
+/// pointer table (strings at 4096).
+fn listed(body: &[u8]) -> Vec<String> {
+    let word = |at: usize| u32::from_le_bytes(body[at..at + 4].try_into().unwrap()) as usize;
+    let (count, size) = (word(0), word(4));
+    let strings = &body[8 + 4 * count..];
+    assert_eq!(strings.len(), size, "size_get's size is the bytes written");
+    let mut start = 0;
+    let mut found = Vec::new();
+    for i in 0..count {
+        assert_eq!(
+            word(8 + 4 * i),
+            4096 + start,
+            "pointer {i} is where string {i} starts"
+        );
+        let len = strings[start..].iter().position(|&b| b == 0).unwrap();
+        found.push(String::from_utf8_lossy(&strings[start..start + len]).into_owned());
+        start += len + 1;
+    }
+    assert_eq!(start, size, "the strings fill the buffer");
+    found
+}
+
 #[test]
 fn configured_env_reaches_the_guest() {
-    // The guest copies its whole environ_get buffer ("K=V\0" strings) to stdout after the
-    // header, so the test sees exactly the variables the guest got.
     let f = Fixture::new();
-    let body = r#"
-        (drop (call $environ_sizes_get (i32.const 16) (i32.const 20)))
-        (drop (call $environ_get (i32.const 1024) (i32.const 4096)))
-        (call $write (i32.const 1) (i32.const 64) (i32.const 19))
-        (call $write (i32.const 1) (i32.const 4096) (i32.load (i32.const 20)))"#;
-    let source = guest("Content-Type: a/b\n\n", body).replacen(
-        "(memory",
-        r#"(import "wasi_snapshot_preview1" "environ_sizes_get" (func $environ_sizes_get (param i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "environ_get" (func $environ_get (param i32 i32) (result i32)))
-  (memory"#,
-        1,
-    );
-    let m = f.module("env.wasm", &source);
+    let m = f.module("env.wasm", &list_guest("environ", "4096"));
     let (result, host) = f.run(m, b"", |s| s.env.push(("A".into(), "1".into())));
     result.unwrap();
-    let out = host.out.lock().unwrap();
-    let vars: Vec<&[u8]> = out.body.split(|&b| b == 0).collect();
-    let shown = String::from_utf8_lossy(&out.body);
-    assert!(vars.contains(&&b"A=1"[..]), "guest environment: {shown:?}");
+    let vars = listed(&host.out.lock().unwrap().body);
+    assert!(
+        vars.iter().any(|v| v == "A=1"),
+        "guest environment: {vars:?}"
+    );
     // The CGI set is there too, and nothing of the host's own environment.
     assert!(
-        vars.contains(&&b"GATEWAY_INTERFACE=CGI/1.1"[..]),
-        "{shown:?}"
+        vars.iter().any(|v| v == "GATEWAY_INTERFACE=CGI/1.1"),
+        "{vars:?}"
     );
     assert!(std::env::var_os("PATH").is_some());
-    assert!(!vars.iter().any(|v| v.starts_with(b"PATH=")), "{shown:?}");
+    assert!(!vars.iter().any(|v| v.starts_with("PATH=")), "{vars:?}");
+}
+
+#[test]
+fn arguments_reach_the_guest_and_bad_pointers_trap() {
+    let f = Fixture::new();
+    let m = f.module("args.wasm", &list_guest("args", "4096"));
+    let (result, host) = f.run(m.clone(), b"", |_| {});
+    result.unwrap();
+    // No `args` configured: argv[0] is the module's path, as go-wagi gave it.
+    let args = listed(&host.out.lock().unwrap().body);
+    assert_eq!(args, [m.to_string_lossy()]);
+    let (result, host) = f.run(m, b"", |s| s.args = vec!["one".into(), "".into()]);
+    result.unwrap();
+    assert_eq!(listed(&host.out.lock().unwrap().body), ["one", ""]);
+
+    // Strings that would run past the end of memory: the guest traps, as preview1 says a
+    // call dereferencing an out-of-bounds pointer must.
+    let m = f.module("oob.wasm", &list_guest("environ", "65530"));
+    let (result, _) = f.run(m, b"", |_| {});
+    assert_eq!(result.unwrap_err().kind, FailureKind::Trap);
 }
 
 fn logs(host: &MemoryHost) -> Vec<String> {

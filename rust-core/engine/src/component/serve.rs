@@ -29,16 +29,11 @@ use crate::stdio::GuestStderr;
 pub fn serve(code: &HttpCode, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(), Failure> {
     // The guest's stdout and stderr both go to the log (its response goes through wasi:http).
     let output = GuestStderr::new(host.clone(), spec.stderr);
-    let wasi = crate::wasi_ctx::builder(
-        spec,
-        true,
-        &spec.request_args(),
-        &spec.env,
-        std::io::empty(),
-        output.clone(),
-        output.clone(),
-    )?
-    .build();
+    let wasi =
+        crate::wasi_ctx::builder(spec, true, std::io::empty(), output.clone(), output.clone())?
+            .args(&spec.request_args())
+            .envs(&spec.env)
+            .build();
     let watch = RequestWatch::start(spec.limits.timeout, host.clone());
     let limiter = GuestLimiter::new(spec.limits.memory_bytes);
     let outgoing = Outgoing::new(

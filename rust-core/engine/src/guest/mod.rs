@@ -5,6 +5,7 @@
 //! Overrides call each other's fall-through (`net::fd_read`, `net::fd_fdstat_get`), not
 //! wasmtime-wasi's directly, so the order they are added to a linker does not matter.
 
+mod cli_strings;
 pub mod entry;
 mod linkers;
 mod net;
@@ -22,6 +23,7 @@ use crate::deadline::RequestWatch;
 use crate::limiter::GuestLimiter;
 use crate::net::NetFiles;
 use crate::pipe::Inbox;
+pub use cli_strings::CStrings;
 pub use linkers::Linkers;
 
 /// The module the replaced WASI functions are imported from.
@@ -42,6 +44,7 @@ mod errno {
     pub const MFILE: i32 = 33;
     pub const MSGSIZE: i32 = 35;
     pub const NOENT: i32 = 44;
+    pub const OVERFLOW: i32 = 61;
     /// The guest sees "operation not permitted".
     pub const PERM: i32 = 63;
     pub const PIPE: i32 = 64;
@@ -104,6 +107,9 @@ fn put_count(data: &mut [u8], at: i32, count: usize) -> i32 {
 
 pub struct GuestState {
     pub wasi: WasiP1Ctx,
+    /// What `args_get` and `environ_get` answer (wasmtime-wasi's context holds neither).
+    pub args: CStrings,
+    pub environ: CStrings,
     pub limiter: GuestLimiter,
     /// Where a long-lived (WCGI) instance's stdin comes from; set for those only.
     pub inbox: Option<Arc<Inbox>>,

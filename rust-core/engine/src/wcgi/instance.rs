@@ -15,7 +15,7 @@ use super::stdio::{ChannelStdout, InboxStdin};
 use crate::cgi_env;
 use crate::compile::LoadedModule;
 use crate::failure::{Failure, FailureKind};
-use crate::guest::{entry, GuestState};
+use crate::guest::{entry, CStrings, GuestState};
 use crate::host::{EngineLog, EventLog, LogFields, LogLevel};
 use crate::limiter::GuestLimiter;
 use crate::locks::lock;
@@ -162,16 +162,11 @@ fn instance_store(
     stop: Arc<AtomicBool>,
     memory: Arc<AtomicUsize>,
 ) -> Result<Store<GuestState>, Failure> {
-    // Site-level values only: the starting request's facts stay out of a process that
-    // serves everyone.
-    let env = cgi_env::instance(spec);
     let core = module.core()?;
     let files = core.reaches_files;
     let wasi = crate::wasi_ctx::build(
         spec,
         files,
-        &spec.instance_args(),
-        &env,
         InboxStdin(inbox.clone()),
         stdout.clone(),
         GuestStderr::per_second(instance_log(ctx.log.clone(), spec), spec.stderr),
@@ -180,6 +175,10 @@ fn instance_store(
         core.module.engine(),
         GuestState {
             wasi,
+            // Site-level values only: the starting request's facts stay out of a process
+            // that serves everyone.
+            args: CStrings::args(&spec.instance_args()),
+            environ: cgi_env::instance(spec).to_cstrings(),
             limiter: GuestLimiter::new(spec.limits.memory_bytes).with_gauge(memory),
             inbox: Some(inbox.clone()),
             held_stdout: Some(stdout),
