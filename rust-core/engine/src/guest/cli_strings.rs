@@ -63,6 +63,20 @@ impl CStrings {
         Ok((count, size))
     }
 
+    /// Writes the count and size (`*_sizes_get`) at `count_at` and `size_at`.
+    fn put_sizes(&self, data: &mut [u8], count_at: i32, size_at: i32) -> wasmtime::Result<i32> {
+        let (count, size) = match self.sizes() {
+            Ok(sizes) => sizes,
+            Err(errno) => return Ok(errno),
+        };
+        for (at, value) in [(count_at, count), (size_at, size)] {
+            let at = at as u32 as usize;
+            aligned(at)?;
+            write_u32(data, at, value).ok_or_else(out_of_bounds)?;
+        }
+        Ok(errno::SUCCESS)
+    }
+
     /// Writes the strings at `buf` and a pointer to each at `pointers` (`*_get`).
     fn write(&self, data: &mut [u8], pointers: i32, buf: i32) -> wasmtime::Result<()> {
         let (pointers, buf) = (pointers as u32 as usize, buf as u32 as usize);
@@ -88,69 +102,45 @@ impl CStrings {
 /// the guest's [`CStrings`]. As there, a pointer out of bounds or misaligned traps (the
 /// preview1 rule for pointers a call must dereference).
 pub fn serve_args_and_environ(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    let lists: [(&str, Which); 2] = [("args", |s| &s.args), ("environ", |s| &s.environ)];
     linker.allow_shadowing(true);
-    linker.func_wrap(
-        WASI,
-        "args_sizes_get",
-        |caller: Caller<'_, GuestState>, count: i32, size: i32| {
-            put_sizes(caller, |s| &s.args, count, size)
-        },
-    )?;
-    linker.func_wrap(
-        WASI,
-        "args_get",
-        |caller: Caller<'_, GuestState>, pointers: i32, buf: i32| {
-            put_strings(caller, |s| &s.args, pointers, buf)
-        },
-    )?;
-    linker.func_wrap(
-        WASI,
-        "environ_sizes_get",
-        |caller: Caller<'_, GuestState>, count: i32, size: i32| {
-            put_sizes(caller, |s| &s.environ, count, size)
-        },
-    )?;
-    linker.func_wrap(
-        WASI,
-        "environ_get",
-        |caller: Caller<'_, GuestState>, pointers: i32, buf: i32| {
-            put_strings(caller, |s| &s.environ, pointers, buf)
-        },
-    )?;
+    for (list, which) in lists {
+        linker.func_wrap(
+            WASI,
+            &format!("{list}_sizes_get"),
+            move |caller: Caller<'_, GuestState>, count: i32, size: i32| {
+                with_list(caller, which, |list, data| {
+                    list.put_sizes(data, count, size)
+                })
+            },
+        )?;
+        linker.func_wrap(
+            WASI,
+            &format!("{list}_get"),
+            move |caller: Caller<'_, GuestState>, pointers: i32, buf: i32| {
+                with_list(caller, which, |list, data| {
+                    list.write(data, pointers, buf)?;
+                    Ok(errno::SUCCESS)
+                })
+            },
+        )?;
+    }
     linker.allow_shadowing(false);
     Ok(())
 }
 
-fn put_sizes(
-    mut caller: Caller<'_, GuestState>,
-    which: fn(&GuestState) -> &CStrings,
-    count_at: i32,
-    size_at: i32,
-) -> wasmtime::Result<i32> {
-    let memory = exported_memory(&mut caller)?;
-    let (data, state) = memory.data_and_store_mut(&mut caller);
-    let (count, size) = match which(state).sizes() {
-        Ok(sizes) => sizes,
-        Err(errno) => return Ok(errno),
-    };
-    for (at, value) in [(count_at, count), (size_at, size)] {
-        let at = at as u32 as usize;
-        aligned(at)?;
-        write_u32(data, at, value).ok_or_else(out_of_bounds)?;
-    }
-    Ok(errno::SUCCESS)
-}
+/// Which of the guest's lists a call serves.
+type Which = fn(&GuestState) -> &CStrings;
 
-fn put_strings(
+/// Runs `call` on the list `which` of the caller's state, with the guest's memory.
+fn with_list(
     mut caller: Caller<'_, GuestState>,
-    which: fn(&GuestState) -> &CStrings,
-    pointers: i32,
-    buf: i32,
+    which: Which,
+    call: impl FnOnce(&CStrings, &mut [u8]) -> wasmtime::Result<i32>,
 ) -> wasmtime::Result<i32> {
     let memory = exported_memory(&mut caller)?;
     let (data, state) = memory.data_and_store_mut(&mut caller);
-    which(state).write(data, pointers, buf)?;
-    Ok(errno::SUCCESS)
+    call(which(state), data)
 }
 
 fn aligned(at: usize) -> wasmtime::Result<()> {
