@@ -2,7 +2,7 @@
 //! laid out once per guest. wasmtime-wasi keeps them as owned pairs, copies them into its
 //! context, and clones the whole list again on each of the four calls: a CGI request's
 //! environment of about 25 variables cost some 200 small allocations and as many frees,
-//! a third of the tiny guest's time in the engine.
+//! a quarter of the tiny guest's time in the engine (8.1 -> 6.0 us per request).
 
 use wasmtime::{Caller, Linker};
 
@@ -11,7 +11,6 @@ use super::{errno, exported_memory, write_u32, GuestState, WASI};
 /// NUL-terminated strings as a guest's `argv_buf`/`environ_buf` holds them, and where each
 /// starts (a configured value may hold a NUL of its own; the guest then sees it cut there,
 /// as with wasmtime-wasi's own calls).
-#[derive(Default)]
 pub struct CStrings {
     bytes: Vec<u8>,
     starts: Vec<usize>,
