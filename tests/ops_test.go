@@ -43,12 +43,18 @@ func opsCache() string { return filepath.Join(world.work, "ops-cache") }
 // adminCall sends method to the admin endpoint's path and returns the status and body.
 func adminCall(t *testing.T, c *ownCaddy, method, path string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+c.proc.adminAddr+path, nil)
+	return procAdminCall(t, c.proc, method, path)
+}
+
+// procAdminCall calls the admin API of any Caddy the tests started.
+func procAdminCall(t *testing.T, p *caddyProc, method, path string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+p.adminAddr+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Caddy's admin API refuses requests whose Origin or Host it does not know.
-	req.Host = c.proc.adminAddr
+	req.Host = p.adminAddr
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -160,12 +166,19 @@ type adminModule struct {
 	Instances  []struct {
 		Site      string    `json:"site"`
 		StartedAt time.Time `json:"started_at"`
+		Inflight  int       `json:"inflight"`
 	} `json:"instances"`
 }
 
 func listModules(t *testing.T, c *ownCaddy) map[string]adminModule {
 	t.Helper()
-	status, body := adminCall(t, c, http.MethodGet, "/wagi/modules")
+	return procModules(t, c.proc)
+}
+
+// procModules is listModules for any Caddy the tests started.
+func procModules(t *testing.T, p *caddyProc) map[string]adminModule {
+	t.Helper()
+	status, body := procAdminCall(t, p, http.MethodGet, "/wagi/modules")
 	if status != 200 {
 		t.Fatalf("GET /wagi/modules: %d %s", status, body)
 	}

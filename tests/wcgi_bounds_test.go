@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,6 +32,7 @@ var boundsSites = map[string]string{
 	"spin":  "wagi {\n\t\ttimeout 1s\n\t}",
 	"flood": "wagi {\n\t\ttimeout 5s\n\t}",
 	"noisy": "wagi",
+	"park":  "wagi",
 }
 
 func startBoundsCaddy(t *testing.T) {
@@ -191,4 +194,67 @@ func TestWCGIStderrIsCapped(t *testing.T) {
 	if logged == 0 || logged > seconds*(64<<10) {
 		t.Errorf("logged %d bytes of stderr in about %d s; cap is 64 KiB/s", logged, seconds)
 	}
+}
+
+// Requests waiting for a long-lived instance's answer are goroutines in Caddy, not OS
+// threads blocked in the engine: a hundred of them parked in the guest leave Caddy's
+// thread count about where it was (it grew by one thread per request before).
+func TestWCGIWaitingRequestsHoldNoThreads(t *testing.T) {
+	startBoundsCaddy(t)
+	base := boundsURL("park")
+	module := filepath.Join(boundsCaddy.dir, "park", "index.wasm")
+	pid := boundsCaddy.proc.cmd.Process.Pid
+	get(t, base+"/hello1") // the instance runs
+	before := procField(t, pid, "status", "Threads:")
+
+	const n = 100
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	results := make(chan result, n)
+	for i := range n {
+		go func() {
+			resp, err := client.Get(fmt.Sprintf("%s/wait?key=park%d", base, i))
+			if err != nil {
+				results <- result{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			results <- result{status: resp.StatusCode, body: string(body), err: err}
+		}()
+	}
+	inflight := func() int {
+		total := 0
+		for _, i := range procModules(t, boundsCaddy.proc)[module].Instances {
+			total += i.Inflight
+		}
+		return total
+	}
+	if !pollUntil(20*time.Second, func() bool { return inflight() == n }) {
+		t.Fatalf("%d of %d requests reached the instance", inflight(), n)
+	}
+	during := procField(t, pid, "status", "Threads:")
+
+	for i := range n {
+		// /signal succeeds once its /wait is parked in the guest (bounded retries).
+		ok := pollUntil(10*time.Second, func() bool {
+			return get(t, fmt.Sprintf("%s/signal?key=park%d&value=v%d", base, i, i)).status == http.StatusOK
+		})
+		if !ok {
+			t.Fatalf("could not signal /wait %d", i)
+		}
+	}
+	for range n {
+		r := <-results
+		if r.err != nil || r.status != http.StatusOK || !strings.HasPrefix(r.body, "got v") {
+			t.Errorf("waiting request: %d %q %v", r.status, r.body, r.err)
+		}
+	}
+	if grew := during - before; grew > n/4 {
+		t.Errorf("Caddy's threads grew from %d to %d with %d requests waiting on a WCGI instance", before, during, n)
+	}
+	t.Logf("threads: %d before, %d with %d requests waiting", before, during, n)
 }

@@ -66,7 +66,8 @@ var errSiteClosed = &Error{Status: 503, Failure: FailureInternal, Kind: "interna
 
 // Handle runs the request described by rec (its own fields; the site adds its own),
 // talking to ex. It waits until deadline for a free slot of the process (as a goroutine,
-// holding no OS thread), then blocks its thread in the guest.
+// holding no OS thread), then blocks its thread in the guest; a request relayed to a
+// long-lived WCGI instance waits for the guest's answer as a goroutine too.
 func (s *Site) Handle(ctx context.Context, rec *Record, ex Exchange, deadline time.Time) *Error {
 	if err := s.e.acquire(ctx, deadline); err != nil {
 		return err
@@ -74,22 +75,37 @@ func (s *Site) Handle(ctx context.Context, rec *Record, ex Exchange, deadline ti
 	defer s.e.slots.Release()
 	id := register(ex)
 	defer unregister(id)
-	return s.call(rec, func(ptr *C.wagi_site, buf *C.uint8_t, n C.size_t, cerr **C.wagi_error) bool {
-		return C.wagi_handle(ptr, buf, n, &C.wagi_go_host, C.uint64_t(id), cerr) == C.WAGI_OK
+	w := takeWaker()
+	defer putWaker(w)
+	var pending *C.wagi_pending
+	// The site stays open until the request is over, its waiting included.
+	return s.call(rec, func(ptr *C.wagi_site, buf *C.uint8_t, n C.size_t) *Error {
+		var cerr *C.wagi_error
+		if C.wagi_handle(ptr, buf, n, &C.wagi_go_host, C.uint64_t(id), w.ptrOrNil(), &pending, &cerr) != C.WAGI_OK {
+			return takeError(cerr)
+		}
+		if pending != nil {
+			return finishPending(w, pending)
+		}
+		return nil
 	})
 }
 
 // Prepare loads the module named in rec (FieldModulePath) with the site's cache settings,
 // without running it, so its first request does not wait for a compile.
 func (s *Site) Prepare(rec *Record) *Error {
-	return s.call(rec, func(ptr *C.wagi_site, buf *C.uint8_t, n C.size_t, cerr **C.wagi_error) bool {
-		return C.wagi_prepare(ptr, buf, n, cerr) == C.WAGI_OK
+	return s.call(rec, func(ptr *C.wagi_site, buf *C.uint8_t, n C.size_t) *Error {
+		var cerr *C.wagi_error
+		if C.wagi_prepare(ptr, buf, n, &cerr) != C.WAGI_OK {
+			return takeError(cerr)
+		}
+		return nil
 	})
 }
 
-// call runs one engine call (true: it succeeded) on the open site with rec, holding the
-// site open meanwhile.
-func (s *Site) call(rec *Record, f func(*C.wagi_site, *C.uint8_t, C.size_t, **C.wagi_error) bool) *Error {
+// call runs f, one use of the engine, on the open site with rec, holding the site open
+// meanwhile.
+func (s *Site) call(rec *Record, f func(*C.wagi_site, *C.uint8_t, C.size_t) *Error) *Error {
 	if len(rec.buf) == 0 {
 		return &Error{Status: 500, Failure: FailureInternal, Kind: "internal", Message: "empty request record"}
 	}
@@ -98,9 +114,5 @@ func (s *Site) call(rec *Record, f func(*C.wagi_site, *C.uint8_t, C.size_t, **C.
 	if s.ptr == nil {
 		return errSiteClosed
 	}
-	var cerr *C.wagi_error
-	if f(s.ptr, (*C.uint8_t)(unsafe.Pointer(&rec.buf[0])), C.size_t(len(rec.buf)), &cerr) {
-		return nil
-	}
-	return takeError(cerr)
+	return f(s.ptr, (*C.uint8_t)(unsafe.Pointer(&rec.buf[0])), C.size_t(len(rec.buf)))
 }

@@ -259,11 +259,24 @@ typedef struct wagi_engine wagi_engine;
 typedef struct wagi_error wagi_error;
 
 /*
+ A request waiting for a long-lived instance's answer; see `wagi_pending_poll`.
+ */
+typedef struct wagi_pending wagi_pending;
+
+/*
  A site: the configuration its requests share (env, mounts, limits, cache, mode) and its
  long-lived WCGI instances. Thread-safe; free with `wagi_site_free` once no call on it is
  running.
  */
 typedef struct wagi_site wagi_site;
+
+/*
+ An eventfd a server waits on (its own descriptor, from `wagi_waker_new`) for the
+ requests it hands to `wagi_handle` with this waker. One waker serves one request at a
+ time; it can be reused for the next once that one is over. A wake left over from an
+ earlier request only costs a poll that finds nothing to do.
+ */
+typedef struct wagi_waker wagi_waker;
 
 /*
  Settings fixed for the life of an engine. Zero means "use the default".
@@ -521,6 +534,54 @@ const uint8_t *wagi_error_message(const struct wagi_error *err, size_t *len);
 void wagi_error_free(struct wagi_error *err);
 
 /*
+ Makes a waker. On success `*waker_out` owns it (free it with `wagi_waker_free`) and
+ `*fd_out` is the server's own non-blocking descriptor of its eventfd: readable (8 bytes,
+ a counter; reading resets it) whenever a request using the waker can go on. The server
+ closes that descriptor itself, before or after freeing the waker.
+
+ # Safety
+ `fd_out`, `waker_out` and `err_out` are valid for writes.
+ */
+enum wagi_result wagi_waker_new(int32_t *fd_out,
+                                struct wagi_waker **waker_out,
+                                struct wagi_error **err_out);
+
+/*
+ Frees a waker. Requests started with it may still be pending: they keep the eventfd.
+ Null is allowed.
+
+ # Safety
+ `waker` is null or from `wagi_waker_new`, not freed before.
+ */
+void wagi_waker_free(struct wagi_waker *waker);
+
+/*
+ Runs a pending request until it waits again or is over, calling its host's callbacks
+ on this thread meanwhile (as `wagi_handle` does). Call it once the waker's descriptor
+ is readable, after reading it.
+
+ `*done_out` is set to true when the request is over; `pending` is then freed, and on
+ `WAGI_ERROR`/`WAGI_PANIC` (which also end it) `*err_out` owns an error, as for
+ `wagi_handle`. Otherwise it waits again.
+
+ # Safety
+ `pending` is from `wagi_handle`, still pending; `done_out` and `err_out` are valid for
+ writes.
+ */
+enum wagi_result wagi_pending_poll(struct wagi_pending *pending,
+                                   bool *done_out,
+                                   struct wagi_error **err_out);
+
+/*
+ Abandons a pending request: the guest's stream is reset, its instance serves its other
+ requests on. Null is allowed.
+
+ # Safety
+ `pending` is null or from `wagi_handle`, not over and not freed before.
+ */
+void wagi_pending_free(struct wagi_pending *pending);
+
+/*
  Makes a site from its configuration record: the `wagi_field`s that hold for every
  request (env without request placeholders, mounts, limits, cache, mode, instances).
  Equal records give the same site, so a config reload that changes nothing keeps its
@@ -547,22 +608,32 @@ enum wagi_result wagi_site_new(const struct wagi_engine *engine,
 void wagi_site_free(struct wagi_site *site);
 
 /*
- Runs one request of `site`. Blocks until the guest is done; calls `host`'s callbacks
- with `ctx` meanwhile, on this thread.
+ Runs one request of `site`, calling `host`'s callbacks with `ctx` meanwhile, on this
+ thread.
 
  `request` is the request record (see `wagi_field`): the request's own fields, added to
  the site's. On `WAGI_ERROR`/`WAGI_PANIC`, `*err_out` owns an error: if no head was sent
  yet, answer with `wagi_error_status`; otherwise abort the response.
 
+ With a null `waker`, it returns once the request is over. With a waker, a request
+ relayed to a long-lived WCGI instance does not block this thread while the guest works:
+ it returns `WAGI_OK` with `*pending_out` set, and the server calls `wagi_pending_poll`
+ whenever the waker's descriptor turns readable, until that reports it done. The
+ request's `ctx` and callbacks must stay valid until then. `*pending_out` is null when
+ the request is over.
+
  # Safety
- `site` is live; `request` is valid for `request_len` bytes; `host` is valid; `err_out`
- is valid for writes.
+ `site` is live; `request` is valid for `request_len` bytes; `host` is valid; `waker` is
+ null or live; `pending_out` is null (only without a waker) or valid for writes;
+ `err_out` is valid for writes.
  */
 enum wagi_result wagi_handle(const struct wagi_site *site,
                              const uint8_t *request,
                              size_t request_len,
                              const struct wagi_host *host,
                              uint64_t ctx,
+                             const struct wagi_waker *waker,
+                             struct wagi_pending **pending_out,
                              struct wagi_error **err_out);
 
 /*

@@ -64,9 +64,10 @@ fn main() -> Result<(), String> {
     spec.http.protocol = "HTTP/1.1".into();
     spec.http.content_length = Some(0);
     let host: Arc<dyn Host> = Arc::new(Discard);
+    // Each run gets its own copy of the spec, as the FFI copies the site's base per request.
     let run = || {
         engine
-            .handle(&site, &spec, host.clone())
+            .handle(&site, spec.clone(), host.clone())
             .map_err(|f| f.message)
     };
 

@@ -8,7 +8,7 @@
 //! 1. Leaves: `failure`, `locks`, `trim`, `request`, `response_fields`, `cgi_response`,
 //!    `host`, `cgi_env`, `cgi_output`, `stdio`, `wasi_ctx`, `limiter`, `deadline`, `pipe`,
 //!    `sealed`, `disk_cache`, `stats`, `net` (after `host`, `locks` and `deadline`; `wasi_ctx`
-//!    makes its table), `outcome` (after `deadline`).
+//!    makes its table), `outcome` (after `deadline`), `wake_fd`.
 //! 2. `guest/`: the state a guest's store holds, and the linkers with the WASI functions
 //!    this crate replaces (`poll`, `stdin`, `symlinks`); `component/` the same for
 //!    wasi:http components (its `serve` belongs to layer 4).
@@ -38,6 +38,7 @@ mod sealed;
 mod stats;
 mod stdio;
 mod trim;
+mod wake_fd;
 mod wasi_ctx;
 
 // 2. The guest's side of wasmtime.
@@ -74,4 +75,5 @@ pub use request::{
 pub use response_fields::ResponseHead;
 pub use stats::StatsSnapshot;
 pub use tier::Tier;
-pub use wcgi::InstanceInfo;
+pub use wake_fd::WakeFd;
+pub use wcgi::{InstanceInfo, Waiting};

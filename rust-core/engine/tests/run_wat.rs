@@ -130,7 +130,7 @@ impl Fixture {
         tweak(&mut spec);
         // Every run is a site of its own: tests set the site-level fields per run.
         let site = self.engine.site(b"run_wat", RunSpec::default);
-        let result = self.engine.handle(&site, &spec, host.clone());
+        let result = self.engine.handle(&site, spec, host.clone());
         (result, host)
     }
 }

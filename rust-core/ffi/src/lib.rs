@@ -3,8 +3,9 @@
 //!
 //! Lifecycle: `wagi_engine_new` once per process; `wagi_site_new` per configured site (equal
 //! configurations share one site); `wagi_handle` per request (from any thread,
-//! concurrently); `wagi_site_free` when no request of that handle runs; `wagi_engine_free`
-//! whenever (sites keep what they need).
+//! concurrently), and `wagi_pending_poll` for a request it left waiting on a WCGI instance;
+//! `wagi_site_free` when no request of that handle runs; `wagi_engine_free` whenever (sites
+//! keep what they need).
 #![allow(non_camel_case_types)]
 
 mod admin;
@@ -12,6 +13,7 @@ mod api;
 mod error;
 mod guard;
 mod host;
+mod pending;
 mod request;
 mod site;
 mod stats;
@@ -20,6 +22,7 @@ pub use admin::*;
 pub use api::*;
 pub use error::*;
 pub use host::wagi_host;
+pub use pending::*;
 pub use request::wagi_field;
 pub use site::*;
 pub use stats::*;

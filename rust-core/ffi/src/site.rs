@@ -8,6 +8,7 @@ use crate::api::{internal, wagi_engine};
 use crate::error::{wagi_error, wagi_result};
 use crate::guard::guard;
 use crate::host::{wagi_host, CallbackHost};
+use crate::pending::{wagi_pending, wagi_waker};
 use crate::request::{decode_request, decode_site};
 
 /// A site: the configuration its requests share (env, mounts, limits, cache, mode) and its
@@ -100,16 +101,24 @@ pub unsafe extern "C" fn wagi_site_free(site: *mut wagi_site) {
     }
 }
 
-/// Runs one request of `site`. Blocks until the guest is done; calls `host`'s callbacks
-/// with `ctx` meanwhile, on this thread.
+/// Runs one request of `site`, calling `host`'s callbacks with `ctx` meanwhile, on this
+/// thread.
 ///
 /// `request` is the request record (see `wagi_field`): the request's own fields, added to
 /// the site's. On `WAGI_ERROR`/`WAGI_PANIC`, `*err_out` owns an error: if no head was sent
 /// yet, answer with `wagi_error_status`; otherwise abort the response.
 ///
+/// With a null `waker`, it returns once the request is over. With a waker, a request
+/// relayed to a long-lived WCGI instance does not block this thread while the guest works:
+/// it returns `WAGI_OK` with `*pending_out` set, and the server calls `wagi_pending_poll`
+/// whenever the waker's descriptor turns readable, until that reports it done. The
+/// request's `ctx` and callbacks must stay valid until then. `*pending_out` is null when
+/// the request is over.
+///
 /// # Safety
-/// `site` is live; `request` is valid for `request_len` bytes; `host` is valid; `err_out`
-/// is valid for writes.
+/// `site` is live; `request` is valid for `request_len` bytes; `host` is valid; `waker` is
+/// null or live; `pending_out` is null (only without a waker) or valid for writes;
+/// `err_out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn wagi_handle(
     site: *const wagi_site,
@@ -117,16 +126,33 @@ pub unsafe extern "C" fn wagi_handle(
     request_len: usize,
     host: *const wagi_host,
     ctx: u64,
+    waker: *const wagi_waker,
+    pending_out: *mut *mut wagi_pending,
     err_out: *mut *mut wagi_error,
 ) -> wagi_result {
     // SAFETY: the caller guarantees the pointers' validity.
     unsafe {
+        if let Some(out) = pending_out.as_mut() {
+            *out = std::ptr::null_mut();
+        }
         guard(err_out, || {
             let (site, spec) = site_and_request(site, request, request_len)?;
             let callbacks = host.as_ref().ok_or_else(|| internal("host is null"))?;
             let host = CallbackHost::new(callbacks, ctx)
                 .ok_or_else(|| internal("a host callback is null"))?;
-            site.engine.handle(&site.site, &spec, Arc::new(host))
+            let Some(waiting) = site.engine.start(&site.site, spec, Arc::new(host))? else {
+                return Ok(());
+            };
+            match (waker.as_ref(), pending_out.as_mut()) {
+                (Some(waker), Some(out)) => {
+                    if let Some(pending) = wagi_pending::start(waiting, waker)? {
+                        *out = Box::into_raw(pending);
+                    }
+                    Ok(())
+                }
+                (Some(_), None) => Err(internal("a waker needs pending_out")),
+                (None, _) => waiting.wait(),
+            }
         })
     }
 }

@@ -18,7 +18,7 @@ use crate::host::{plain_log, EngineLog, EventLog, Host, LogFields};
 use crate::module_cache::{CacheOptions, FileIdentity, LoadEvent, ModuleCache, ModuleInfo};
 use crate::request::{CacheSettings, Mode, RunSpec};
 use crate::stats::{EngineStats, StatsSnapshot};
-use crate::wcgi::{InstanceBudget, InstanceInfo, WcgiContext};
+use crate::wcgi::{InstanceBudget, InstanceInfo, Waiting, WcgiContext};
 pub use config::EngineConfig;
 use engines::Engines;
 use housekeeper::{Chores, Housekeeper};
@@ -79,19 +79,28 @@ impl Engine {
         })
     }
 
-    /// Runs the request described by `spec` (a copy of `site`'s base with the request's own
-    /// fields), streaming the response to `host`.
+    /// Starts the request described by `spec` (a copy of `site`'s base with the request's
+    /// own fields), streaming the response to `host`. A request run by a fresh instance (CGI,
+    /// components) is over when this returns (`None`); one relayed to a long-lived WCGI
+    /// instance returns `Some` while it waits for the guest's answer, for the caller to poll
+    /// or wait for.
     ///
-    /// On `Err`, the caller answers with the failure's status if no head was sent yet
-    /// (`host.send_head` not called), and aborts the response otherwise.
-    pub fn handle(&self, site: &Site, spec: &RunSpec, host: Arc<dyn Host>) -> Result<(), Failure> {
+    /// On `Err` (here or from the [`Waiting`]), the caller answers with the failure's status
+    /// if no head was sent yet (`host.send_head` not called), and aborts the response
+    /// otherwise.
+    pub fn start(
+        &self,
+        site: &Site,
+        spec: RunSpec,
+        host: Arc<dyn Host>,
+    ) -> Result<Option<Waiting>, Failure> {
         let (module, event) = self.module(&spec.module_path, spec.module_identity, &spec.cache)?;
         if let Some(event) = &event {
             host.log(event.level(), &event.describe());
         }
         match (&module.code, spec.mode) {
             (Code::Http(code), Mode::Auto | Mode::Http) => {
-                return crate::component::serve(code, spec, host)
+                return crate::component::serve(code, &spec, host).map(|()| None)
             }
             (Code::Core(_), Mode::Http) => {
                 return Err(Failure::new(
@@ -101,10 +110,16 @@ impl Engine {
             }
             _ => {}
         }
-        if wants_wcgi(&module, spec) {
-            return crate::wcgi::handle(&self.wcgi, &site.wcgi, &module, spec, &host);
+        if wants_wcgi(&module, &spec) {
+            return crate::wcgi::start(&self.wcgi, &site.wcgi, &module, spec, host).map(Some);
         }
-        crate::cgi::run(module.core()?, spec, host)
+        crate::cgi::run(module.core()?, &spec, host).map(|()| None)
+    }
+
+    /// Runs the request described by `spec` to its end on this thread ([`Engine::start`],
+    /// then waiting for a WCGI instance's answer).
+    pub fn handle(&self, site: &Site, spec: RunSpec, host: Arc<dyn Host>) -> Result<(), Failure> {
+        self.start(site, spec, host)?.map_or(Ok(()), Waiting::wait)
     }
 
     /// Loads (compiles, or reads from the disk cache) the module at `path` without running

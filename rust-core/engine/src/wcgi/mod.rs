@@ -19,6 +19,7 @@ mod pools;
 mod relay;
 mod session;
 mod stdio;
+mod waiting;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,34 +32,55 @@ use crate::locks::lock;
 use crate::request::RunSpec;
 pub use budget::InstanceBudget;
 pub use context::WcgiContext;
+use instance::Instance;
 pub use pools::{InstanceInfo, SweepKind, WcgiPools};
 use session::MAX_STREAMS;
 pub use stdio::ChannelStdout;
+pub use waiting::Waiting;
 
-/// Runs a request on a long-lived instance of `module` among `pools` (its site's).
-pub fn handle(
+/// Starts a request on a long-lived instance of `module` among `pools` (its site's): the
+/// instance is picked (or started) now, and the request is relayed as the returned
+/// [`Waiting`] is polled.
+pub fn start(
     ctx: &WcgiContext,
     pools: &WcgiPools,
     module: &Arc<LoadedModule>,
-    spec: &RunSpec,
-    host: &Arc<dyn Host>,
-) -> Result<(), Failure> {
+    spec: RunSpec,
+    host: Arc<dyn Host>,
+) -> Result<Waiting, Failure> {
     host.release_slot();
-    let instance = pools.pick(ctx, module, spec, host.as_ref())?;
-    if instance.inflight.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
-        instance.inflight.fetch_sub(1, Ordering::SeqCst);
-        return Err(Failure::new(
-            FailureKind::Busy,
-            format!("the WCGI instance already has {MAX_STREAMS} requests in flight"),
-        ));
+    let instance = pools.pick(ctx, module, &spec, host.as_ref())?;
+    let in_flight = InFlight::enter(instance)?;
+    Ok(Waiting::new(async move {
+        let result = relay::relay(&in_flight.0, &spec, &host).await;
+        if result
+            .as_ref()
+            .is_err_and(|f| f.kind == FailureKind::Timeout)
+        {
+            *lock(&in_flight.0.timed_out_at) = Some(Instant::now());
+        }
+        result
+    }))
+}
+
+/// A request counted in its instance's `inflight` until it ends or is abandoned.
+struct InFlight(Arc<Instance>);
+
+impl InFlight {
+    fn enter(instance: Arc<Instance>) -> Result<Self, Failure> {
+        if instance.inflight.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
+            instance.inflight.fetch_sub(1, Ordering::SeqCst);
+            return Err(Failure::new(
+                FailureKind::Busy,
+                format!("the WCGI instance already has {MAX_STREAMS} requests in flight"),
+            ));
+        }
+        Ok(InFlight(instance))
     }
-    let result = relay::relay(&instance, spec, host);
-    instance.inflight.fetch_sub(1, Ordering::SeqCst);
-    if result
-        .as_ref()
-        .is_err_and(|f| f.kind == FailureKind::Timeout)
-    {
-        *lock(&instance.timed_out_at) = Some(Instant::now());
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::SeqCst);
     }
-    result
 }

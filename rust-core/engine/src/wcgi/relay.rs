@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use futures::AsyncReadExt;
 
+use super::http1;
 use super::instance::Instance;
-use super::{http1, session};
 use crate::deadline::RequestWatch;
 use crate::failure::{Failure, FailureKind};
 use crate::host::Host;
 use crate::request::RunSpec;
 
 /// Relays one request over a new stream of `instance`'s session.
-pub(super) fn relay(
+pub(super) async fn relay(
     instance: &Instance,
     spec: &RunSpec,
     host: &Arc<dyn Host>,
@@ -41,12 +41,11 @@ pub(super) fn relay(
             futures::future::Either::Right((relayed, _)) => relayed,
         }
     };
-    let ended = instance.session.wait_ended();
-    session::runtime().block_on(async {
-        tokio::select! {
-            result = exchange => result,
-            () = watch.until_over() => Err(watch.ending()),
-            () = ended => Err(Failure::new(FailureKind::InstanceGone, "the WCGI instance ended")),
+    tokio::select! {
+        result = exchange => result,
+        () = watch.until_over() => Err(watch.ending()),
+        () = instance.session.wait_ended() => {
+            Err(Failure::new(FailureKind::InstanceGone, "the WCGI instance ended"))
         }
-    })
+    }
 }
