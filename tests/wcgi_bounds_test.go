@@ -33,6 +33,8 @@ var boundsSites = map[string]string{
 	"flood": "wagi {\n\t\ttimeout 5s\n\t}",
 	"noisy": "wagi",
 	"park":  "wagi",
+	// Shorter than /raw's linger: a request sent on a stream the guest hijacked times out.
+	"keep": "wagi {\n\t\ttimeout 1s\n\t}",
 }
 
 func startBoundsCaddy(t *testing.T) {
@@ -257,4 +259,44 @@ func TestWCGIWaitingRequestsHoldNoThreads(t *testing.T) {
 		t.Errorf("Caddy's threads grew from %d to %d with %d requests waiting on a WCGI instance", before, during, n)
 	}
 	t.Logf("threads: %d before, %d with %d requests waiting", before, during, n)
+}
+
+// Requests reach a WCGI guest on streams kept from earlier requests (HTTP/1.1 keep-alive,
+// as reverse_proxy keeps its backend connections), and never on one whose exchange did not
+// end cleanly: what a guest writes after its response is no other request's answer.
+func TestWCGIStreamsAreKeptOnlyAfterCleanExchanges(t *testing.T) {
+	startBoundsCaddy(t)
+	base := boundsURL("keep")
+	expect := func(path, want string) {
+		t.Helper()
+		if r := get(t, base+path); r.status != http.StatusOK || string(r.body) != want {
+			t.Errorf("GET %s = %d %q, want %q", path, r.status, r.body, want)
+		}
+	}
+	conn := func() string {
+		t.Helper()
+		r := get(t, base+"/conn")
+		if r.status != http.StatusOK {
+			t.Fatalf("GET /conn = %d %q", r.status, r.body)
+		}
+		return string(r.body)
+	}
+	first := conn()
+	if again := conn(); again != first {
+		t.Errorf("the next request came on a new stream (%q, then %q): streams are not kept", first, again)
+	}
+	// The guest asks to close the stream it answered on: it is not used again.
+	expect("/close", "closing\n")
+	if after := conn(); after == first {
+		t.Errorf("a request came on the stream the guest closed (%q)", after)
+	}
+	for range 5 {
+		// A second, unasked-for response after the first, on a stream the guest keeps open
+		// (for longer than the site's timeout: a request sent on it would time out).
+		expect("/raw?kind=extra&linger=1", "ok\n")
+		expect("/hello1", "hello1\n")
+		// A stream the guest closes after a whole response, without saying so.
+		expect("/raw?kind=hop-by-hop", "intact body")
+		expect("/hello1", "hello1\n")
+	}
 }

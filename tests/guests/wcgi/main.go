@@ -4,16 +4,19 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cgi"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -50,8 +53,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	err = http.Serve(session, mux)
+	server := &http.Server{Handler: mux, ConnContext: numberConn}
+	err = server.Serve(session)
 	fmt.Fprintln(os.Stderr, "wcgi guest stopping:", err)
+}
+
+// connKey holds the number of the yamux stream a request came on: /conn tells whether the
+// host sends requests on streams it kept (HTTP/1.1 keep-alive).
+type connKey struct{}
+
+var conns atomic.Int64
+
+func numberConn(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, conns.Add(1))
 }
 
 var (
@@ -218,6 +232,19 @@ func routes() *http.ServeMux {
 		}
 		defer conn.Close()
 		io.WriteString(conn, raw)
+		if r.URL.Query().Get("linger") != "" {
+			// The stream stays open, as a keep-alive connection would.
+			time.Sleep(2 * time.Second)
+		}
+	})
+	// /conn names the stream the request came on (see connKey).
+	mux.HandleFunc("/conn", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "conn", r.Context().Value(connKey{}))
+	})
+	// /close answers and asks for its stream to be closed, as a server going away does.
+	mux.HandleFunc("/close", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		fmt.Fprintln(w, "closing")
 	})
 	// /write writes text to the file at path, reporting the error if the sandbox refuses.
 	mux.HandleFunc("/args", func(w http.ResponseWriter, r *http.Request) {
@@ -240,6 +267,10 @@ var rawResponses = map[string]string{
 	"length-conflict": "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nContent-Length: 11\r\n\r\nhello world",
 	"switch":          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
 	"te-gzip":         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip\r\n\r\nnot really gzip",
+	// A whole response, then a second one nobody asked for, in one write: were the stream
+	// used again, the next request would get the second.
+	"extra": "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n" +
+		"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 7\r\n\r\nforged\n",
 	"hop-by-hop": "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: X-Hop\r\nX-Hop: secret\r\n" +
 		"Keep-Alive: timeout=999\r\nUpgrade: h2c\r\nContent-Length: 11\r\nX-Kept: yes\r\n\r\nintact body",
 }

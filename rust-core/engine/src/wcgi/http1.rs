@@ -30,8 +30,9 @@ fn client_gone() -> Failure {
 }
 
 /// The request head: the client's method, target, headers and Host, plus the
-/// `X-Forwarded-*` headers as Caddy's `reverse_proxy` sets them. `Connection: close` makes
-/// the guest end the stream after its response.
+/// `X-Forwarded-*` headers as Caddy's `reverse_proxy` sets them. The stream stays open for
+/// the next request once the exchange ends cleanly (HTTP/1.1 keep-alive, as `reverse_proxy`
+/// keeps its connections to a backend).
 pub fn request_head(spec: &RunSpec) -> Vec<u8> {
     let http = &spec.http;
     let mut head = format!(
@@ -54,7 +55,7 @@ pub fn request_head(spec: &RunSpec) -> Vec<u8> {
     }
     head.push_str(&forwarded_headers(http, prior));
     head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        "Content-Length: {}\r\n\r\n",
         http.content_length.unwrap_or(0)
     ));
     head.into_bytes()
@@ -130,12 +131,14 @@ fn client_ip(remote_addr: &str) -> Option<&str> {
     (!port.is_empty() && !ip.is_empty()).then_some(ip)
 }
 
-/// Sends the request (head, then the body read from the host) on `out`.
+/// Sends the request (head, then the body read from the host) on `out`. True when the body
+/// went out whole, as long as its `Content-Length` said: only then may the stream carry
+/// another request (a short body would make the guest read the next request as its rest).
 pub async fn send_request(
     mut out: impl AsyncWrite + Unpin,
     spec: &RunSpec,
     host: &dyn Host,
-) -> Result<(), Failure> {
+) -> Result<bool, Failure> {
     out.write_all(&request_head(spec))
         .await
         .map_err(|e| gone("writing the request", e))?;
@@ -156,7 +159,8 @@ pub async fn send_request(
     }
     out.flush()
         .await
-        .map_err(|e| gone("writing the request", e))
+        .map_err(|e| gone("writing the request", e))?;
+    Ok(left == 0)
 }
 
 /// How the response body is delimited.
@@ -167,19 +171,31 @@ enum Framing {
     UntilEof,
 }
 
+/// How a response went, for what may happen to its stream next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Relayed {
+    /// Relayed whole, delimited by its `Content-Length`, nothing after it, and the guest did
+    /// not ask to close: the stream may carry another request.
+    Reusable,
+    /// Relayed, but the stream must not carry another request.
+    Spent,
+    /// The stream ended before the first byte of a response: nothing reached the host.
+    NoResponse,
+}
+
 /// Reads the response from `input` and streams it to the host.
 pub async fn relay_response(
     mut input: impl AsyncRead + Unpin,
     head_only: bool,
     host: &dyn Host,
-) -> Result<(), Failure> {
+) -> Result<Relayed, Failure> {
     let mut buf = Vec::with_capacity(8 << 10);
     let mut chunk = vec![0u8; 64 << 10];
-    let (head, framing, body_start) = loop {
+    let (head, framing, body_start, keep_alive) = loop {
         match parse_head(&buf, head_only)? {
             // An interim response (100 Continue, 103 Early Hints): skip it and read the
             // real one. 101 is not interim: it switches protocols, which we never allow.
-            Some((head, _, len)) if is_interim(head.status) => {
+            Some((head, _, len, _)) if is_interim(head.status) => {
                 buf.drain(..len);
                 continue;
             }
@@ -196,11 +212,11 @@ pub async fn relay_response(
             .read(&mut chunk)
             .await
             .map_err(|e| gone("reading the response", e))?;
+        if n == 0 && buf.is_empty() {
+            return Ok(Relayed::NoResponse);
+        }
         if n == 0 {
-            return Err(gone(
-                "reading the response",
-                "stream ended before a response",
-            ));
+            return Err(no_response());
         }
         buf.extend_from_slice(&chunk[..n]);
     };
@@ -215,17 +231,31 @@ pub async fn relay_response(
     while let Some(data) = body.next(&mut input, &mut chunk).await? {
         host.write_body(&data, true).map_err(|_| client_gone())?;
     }
-    Ok(())
+    // Only a body delimited by its length ends where the guest meant it to: after a HEAD,
+    // 204 or 304 a guest may still (wrongly) send a body, which would become the start of
+    // the next response on this stream.
+    let delimited = matches!(body.framing, Framing::Length(_));
+    Ok(if keep_alive && delimited && body.buf.is_empty() {
+        Relayed::Reusable
+    } else {
+        Relayed::Spent
+    })
+}
+
+/// The failure of a stream that ended before a whole response head.
+pub fn no_response() -> Failure {
+    gone("reading the response", "stream ended before a response")
 }
 
 fn is_interim(status: u16) -> bool {
     (100..200).contains(&status) && status != 101
 }
 
-fn parse_head(
-    buf: &[u8],
-    head_only: bool,
-) -> Result<Option<(ResponseHead, Framing, usize)>, Failure> {
+/// The parsed head, how its body is framed, the head's length, and whether the guest keeps
+/// the connection open after it (HTTP/1.1 without `Connection: close`).
+type ParsedHead = (ResponseHead, Framing, usize, bool);
+
+fn parse_head(buf: &[u8], head_only: bool) -> Result<Option<ParsedHead>, Failure> {
     let malformed = |what: String| Failure::new(FailureKind::MalformedResponse, what);
     let mut headers = [httparse::EMPTY_HEADER; 128];
     let mut res = httparse::Response::new(&mut headers);
@@ -243,9 +273,11 @@ fn parse_head(
             .collect(),
     };
     if is_interim(head.status) {
-        return Ok(Some((head, Framing::None, len)));
+        return Ok(Some((head, Framing::None, len, false)));
     }
     let framing = framing(&head.fields).map_err(malformed)?;
+    // Read before `sanitize` drops the hop-by-hop headers.
+    let keep_alive = res.version == Some(1) && !asks_to_close(&head.fields);
     // Drops Transfer-Encoding and the other hop-by-hop headers, checks Content-Length.
     crate::response_fields::sanitize(&mut head)?;
     let framing = if head_only || head.status == 204 || head.status == 304 {
@@ -253,7 +285,16 @@ fn parse_head(
     } else {
         framing
     };
-    Ok(Some((head, framing, len)))
+    Ok(Some((head, framing, len, keep_alive)))
+}
+
+/// True when a `Connection` header lists `close`.
+fn asks_to_close(fields: &[(Vec<u8>, Vec<u8>)]) -> bool {
+    fields
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case(b"connection"))
+        .flat_map(|(_, value)| value.split(|&b| b == b','))
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
 }
 
 /// How the guest delimits its body. Only `chunked` is decoded; a body both chunked and
@@ -456,11 +497,18 @@ mod tests {
         }
     }
 
-    fn relay(response: &[u8]) -> (Result<(), Failure>, Capture) {
+    fn relay(response: &[u8]) -> (Result<Relayed, Failure>, Capture) {
         let host = Capture::default();
         let input = OneByte(response.to_vec(), 0);
         let result = futures::executor::block_on(relay_response(input, false, &host));
         (result, host)
+    }
+
+    /// How a response read in one piece leaves its stream.
+    fn ends(response: &[u8], head_only: bool) -> Relayed {
+        let host = Capture::default();
+        let input = futures::io::Cursor::new(response.to_vec());
+        futures::executor::block_on(relay_response(input, head_only, &host)).unwrap()
     }
 
     fn head_for(remote_addr: &str, trusted_proxy: bool, headers: &[(&str, &str)]) -> String {
@@ -507,7 +555,8 @@ mod tests {
         assert!(head.contains("X-Forwarded-Proto: http\r\n"));
         assert!(head.contains("X-Forwarded-Host: example.com\r\n"));
         assert!(head.contains("Content-Length: 3\r\n"));
-        assert!(head.ends_with("Connection: close\r\n\r\n"));
+        assert!(head.ends_with("Content-Length: 3\r\n\r\n"), "{head}");
+        assert!(!head.contains("Connection"), "{head}");
         assert!(!head.contains("keep-alive") && !head.contains("100-continue"));
     }
 
@@ -569,8 +618,11 @@ mod tests {
         assert_eq!(r.unwrap_err().kind, FailureKind::MalformedResponse);
         let (r, _) = relay(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
         assert_eq!(r.unwrap_err().kind, FailureKind::MalformedResponse);
-        let (r, _) = relay(b"");
+        let (r, _) = relay(b"HTTP/1.1 200");
         assert_eq!(r.unwrap_err().kind, FailureKind::InstanceGone);
+        let (r, host) = relay(b"");
+        assert_eq!(r.unwrap(), Relayed::NoResponse);
+        assert!(host.head.lock().unwrap().is_none());
     }
 
     #[test]
@@ -601,5 +653,56 @@ mod tests {
             vec![(b"Content-Length".to_vec(), b"2".to_vec())]
         );
         assert_eq!(*host.body.lock().unwrap(), b"ok");
+    }
+
+    #[test]
+    fn only_a_cleanly_ended_response_leaves_its_stream_reusable() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        assert_eq!(ends(ok, false), Relayed::Reusable);
+        for (spent, head_only) in [
+            // Bytes after the body would start the next response.
+            (
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n"[..],
+                false,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+                false,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nConnection: x-a, Close\r\nContent-Length: 2\r\n\r\nok",
+                false,
+            ),
+            (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+                false,
+            ),
+            (b"HTTP/1.1 200 OK\r\n\r\nuntil the end", false),
+            // No body to delimit: whatever a guest sends after it is not accounted for.
+            (b"HTTP/1.1 204 No Content\r\n\r\n", false),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", true),
+        ] {
+            assert_eq!(
+                ends(spent, head_only),
+                Relayed::Spent,
+                "{}",
+                String::from_utf8_lossy(spent)
+            );
+        }
+    }
+
+    #[test]
+    fn a_short_request_body_is_not_sent_whole() {
+        let send = |declared| {
+            let mut spec = RunSpec::default();
+            spec.http.method = "POST".into();
+            spec.http.content_length = Some(declared);
+            let mut out = futures::io::Cursor::new(Vec::new());
+            // Capture's body ends at once, as a client's that ended early.
+            futures::executor::block_on(send_request(&mut out, &spec, &Capture::default())).unwrap()
+        };
+        assert!(send(0));
+        assert!(!send(3));
     }
 }
