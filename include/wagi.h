@@ -316,8 +316,9 @@ typedef struct wagi_engine_config {
 } wagi_engine_config;
 
 /*
- Callbacks into the server, called on the thread running `wagi_handle`. `ctx` is the
- value passed to `wagi_handle`: it names the request on the server's side.
+ Callbacks into the server, called on the thread running `wagi_handle` (or
+ `wagi_pending_poll`, for a request left pending). `ctx` is the value passed to
+ `wagi_handle`: it names the request on the server's side.
  */
 typedef struct wagi_host {
   /*

@@ -21,7 +21,7 @@ const (
 )
 
 // Exchange is the server side of one request while the engine runs it. Its methods are
-// called on the goroutine that called Engine.Handle.
+// called on the goroutine that called Site.Handle.
 type Exchange interface {
 	// Read reads the request body.
 	io.Reader
@@ -40,7 +40,7 @@ type Exchange interface {
 	// needs the concurrency slot it waited for.
 	ReleaseSlot()
 	// SetDeadline is when the request must be over: Read, WriteHead and WriteBody must
-	// fail rather than block past it. The caller of Engine.Handle lifts it afterwards.
+	// fail rather than block past it. The caller of Site.Handle lifts it afterwards.
 	SetDeadline(t time.Time)
 }
 

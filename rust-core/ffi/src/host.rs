@@ -2,8 +2,9 @@
 
 use wagi_core::{ClientGone, Host, LogLevel, ResponseHead};
 
-/// Callbacks into the server, called on the thread running `wagi_handle`. `ctx` is the
-/// value passed to `wagi_handle`: it names the request on the server's side.
+/// Callbacks into the server, called on the thread running `wagi_handle` (or
+/// `wagi_pending_poll`, for a request left pending). `ctx` is the value passed to
+/// `wagi_handle`: it names the request on the server's side.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct wagi_host {
@@ -83,8 +84,9 @@ fn encode_fields(head: &ResponseHead) -> Vec<u8> {
     out
 }
 
-// SAFETY (for every call below): the server registered these callbacks for the duration of
-// `wagi_handle`, which is running on this thread; pointers passed are valid for `len`.
+// SAFETY (for every call below): the server registered these callbacks until the request is
+// over, and calls them only from inside `wagi_handle` or `wagi_pending_poll`, one of which
+// is running on this thread; pointers passed are valid for `len`.
 impl Host for CallbackHost {
     fn read_body(&self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = unsafe { (self.read_body)(self.ctx, buf.as_mut_ptr(), buf.len()) };
