@@ -5,7 +5,7 @@ use std::sync::Arc;
 use wagi_core::{Engine, EngineConfig, Failure, FailureKind, LogFields, LogLevel};
 
 use crate::error::{wagi_error, wagi_result};
-use crate::guard::guard;
+use crate::guard::{free_boxed, guard};
 
 /// An engine: compiled-module cache, instance pool and time-limit ticker. Shared by all
 /// requests of a process; thread-safe.
@@ -132,12 +132,5 @@ pub unsafe extern "C" fn wagi_engine_new(
 #[no_mangle]
 pub unsafe extern "C" fn wagi_engine_free(engine: *mut wagi_engine) {
     // SAFETY: the caller guarantees ownership.
-    unsafe {
-        let _ = guard(std::ptr::null_mut(), || {
-            if !engine.is_null() {
-                drop(Box::from_raw(engine));
-            }
-            Ok(())
-        });
-    }
+    unsafe { free_boxed(engine) }
 }

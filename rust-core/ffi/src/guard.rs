@@ -35,3 +35,20 @@ pub(crate) unsafe fn guard(
     }
     code
 }
+
+/// Frees a value handed to C with `Box::into_raw`, behind the panic boundary (a `Drop`
+/// that panics must not unwind into C). Null is allowed.
+///
+/// # Safety
+/// `ptr` is null or from `Box::into_raw` of a `T`, not freed before.
+pub(crate) unsafe fn free_boxed<T>(ptr: *mut T) {
+    // SAFETY: the caller guarantees ownership of a live box, or null.
+    unsafe {
+        let _ = guard(std::ptr::null_mut(), || {
+            if !ptr.is_null() {
+                drop(Box::from_raw(ptr));
+            }
+            Ok(())
+        });
+    }
+}

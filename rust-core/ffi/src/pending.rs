@@ -9,7 +9,7 @@ use wagi_core::{Failure, FailureKind, Waiting, WakeFd};
 
 use crate::api::internal;
 use crate::error::{wagi_error, wagi_result};
-use crate::guard::guard;
+use crate::guard::{free_boxed, guard};
 
 /// An eventfd a server waits on (its own descriptor, from `wagi_waker_new`) for the
 /// requests it hands to `wagi_handle` with this waker. One waker serves one request at a
@@ -91,14 +91,7 @@ pub unsafe extern "C" fn wagi_waker_new(
 #[no_mangle]
 pub unsafe extern "C" fn wagi_waker_free(waker: *mut wagi_waker) {
     // SAFETY: the caller guarantees ownership.
-    unsafe {
-        let _ = guard(std::ptr::null_mut(), || {
-            if !waker.is_null() {
-                drop(Box::from_raw(waker));
-            }
-            Ok(())
-        });
-    }
+    unsafe { free_boxed(waker) }
 }
 
 /// Runs a pending request until it waits again or is over, calling its host's callbacks
@@ -137,8 +130,8 @@ pub unsafe extern "C" fn wagi_pending_poll(
                 }
             }
         });
-        if *done_out && !pending.is_null() {
-            wagi_pending_free(pending);
+        if *done_out {
+            free_boxed(pending);
         }
         result
     }
@@ -152,12 +145,5 @@ pub unsafe extern "C" fn wagi_pending_poll(
 #[no_mangle]
 pub unsafe extern "C" fn wagi_pending_free(pending: *mut wagi_pending) {
     // SAFETY: the caller guarantees ownership.
-    unsafe {
-        let _ = guard(std::ptr::null_mut(), || {
-            if !pending.is_null() {
-                drop(Box::from_raw(pending));
-            }
-            Ok(())
-        });
-    }
+    unsafe { free_boxed(pending) }
 }

@@ -6,7 +6,7 @@ use wagi_core::{Engine, Failure, RunSpec, Site};
 
 use crate::api::{internal, wagi_engine};
 use crate::error::{wagi_error, wagi_result};
-use crate::guard::guard;
+use crate::guard::{free_boxed, guard};
 use crate::host::{wagi_host, CallbackHost};
 use crate::pending::{wagi_pending, wagi_waker};
 use crate::request::{decode_request, decode_site};
@@ -91,14 +91,7 @@ pub unsafe extern "C" fn wagi_site_new(
 #[no_mangle]
 pub unsafe extern "C" fn wagi_site_free(site: *mut wagi_site) {
     // SAFETY: the caller guarantees ownership.
-    unsafe {
-        let _ = guard(std::ptr::null_mut(), || {
-            if !site.is_null() {
-                drop(Box::from_raw(site));
-            }
-            Ok(())
-        });
-    }
+    unsafe { free_boxed(site) }
 }
 
 /// Runs one request of `site`, calling `host`'s callbacks with `ctx` meanwhile, on this
