@@ -133,19 +133,22 @@ pub unsafe extern "C" fn wagi_handle(
             let callbacks = host.as_ref().ok_or_else(|| internal("host is null"))?;
             let host = CallbackHost::new(callbacks, ctx)
                 .ok_or_else(|| internal("a host callback is null"))?;
+            // Checked before the request starts, not once it waits.
+            let waiting_out = match (waker.as_ref(), pending_out.as_mut()) {
+                (Some(waker), Some(out)) => Some((waker, out)),
+                (Some(_), None) => return Err(internal("a waker needs pending_out")),
+                (None, _) => None,
+            };
             let Some(waiting) = site.engine.start(&site.site, spec, Arc::new(host))? else {
                 return Ok(());
             };
-            match (waker.as_ref(), pending_out.as_mut()) {
-                (Some(waker), Some(out)) => {
-                    if let Some(pending) = wagi_pending::start(waiting, waker)? {
-                        *out = Box::into_raw(pending);
-                    }
-                    Ok(())
-                }
-                (Some(_), None) => Err(internal("a waker needs pending_out")),
-                (None, _) => waiting.wait(),
+            let Some((waker, out)) = waiting_out else {
+                return waiting.wait();
+            };
+            if let Some(pending) = wagi_pending::start(waiting, waker)? {
+                *out = Box::into_raw(pending);
             }
+            Ok(())
         })
     }
 }

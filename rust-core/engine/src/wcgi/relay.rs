@@ -28,17 +28,15 @@ pub(super) async fn relay(
     let gone = |e| Failure::new(FailureKind::InstanceGone, e);
     let relayed = async {
         let (stream, kept) = session.stream().await.map_err(gone)?;
-        match exchange(session, stream, spec, host).await? {
-            // A kept stream the guest closed just before this request came: nothing was
-            // answered, so a request that changes nothing and has no body to replay is
-            // sent again on a new stream.
-            Relayed::NoResponse if kept && replayable(spec) => {
-                let stream = session.open().await.map_err(gone)?;
-                match exchange(session, stream, spec, host).await? {
-                    Relayed::NoResponse => Err(http1::no_response()),
-                    Relayed::Reusable | Relayed::Spent => Ok(()),
-                }
-            }
+        let mut relayed = exchange(session, stream, spec, host).await?;
+        // A kept stream the guest closed just before this request came: nothing was
+        // answered, so a request that changes nothing and has no body to replay is sent
+        // again on a new stream.
+        if relayed == Relayed::NoResponse && kept && replayable(spec) {
+            let stream = session.open().await.map_err(gone)?;
+            relayed = exchange(session, stream, spec, host).await?;
+        }
+        match relayed {
             Relayed::NoResponse => Err(http1::no_response()),
             Relayed::Reusable | Relayed::Spent => Ok(()),
         }
